@@ -1,0 +1,119 @@
+"""Where and in which precision the network runs.
+
+Automatic choice: CUDA, then Apple's MPS, then the CPU. On a GPU the UNet runs in bf16
+(fp16 where bf16 is unsupported) and falls back to fp32 if a step produces non-finite
+values; on the CPU it runs in fp32 ("exact") unless the user picks the fast mode.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+QUALITY_CHOICES = ("exact", "fast")
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # "cpu", "cuda", "cuda:1", "mps"
+    dtype: str  # "float32", "bfloat16", "float16"
+
+    @property
+    def torch_device(self) -> torch.device:
+        import torch
+
+        return torch.device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def describe(self) -> str:
+        names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+        return f"{self.device.upper()} {names[self.dtype]}"
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bf16 in hardware (AVX512-BF16 / AMX); elsewhere bf16
+    is emulated and slower than fp32."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose(device: str = "auto", quality: str = "exact") -> Placement:
+    """Resolve the user's device and quality settings to a concrete placement."""
+    if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if quality not in QUALITY_CHOICES:
+        raise ValueError(f"unknown quality {quality!r}; choose exact or fast")
+    have = available_devices()
+    if device == "auto":
+        device = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
+    elif device.split(":")[0] not in have:
+        raise RuntimeError(f"device {device!r} is not available on this machine (have: {have})")
+    return Placement(device, _dtype_for(device, quality))
+
+
+def _dtype_for(device: str, quality: str) -> str:
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        return "bfloat16" if quality == "fast" else "float32"
+    if kind == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float16"  # MPS
+
+
+_tuned = False
+
+
+def tune_cpu_runtime() -> None:
+    """Process-wide settings that make the CPU path fast. Called once, at model load.
+
+    * Flush denormals: untrained or unusual activations can underflow through SiLU, and
+      denormal arithmetic is up to 100x slower on x86. Values below 1e-38 do not matter.
+    * Keep freed memory in the heap (glibc): the UNet allocates and frees ~50 MB
+      activations many times per step; returning them to the OS each time makes every
+      new tensor page-fault its memory back in, which costs more than the arithmetic.
+    """
+    global _tuned
+    if _tuned:
+        return
+    _tuned = True
+    import torch
+
+    torch.set_flush_denormal(True)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            m_trim_threshold, m_mmap_max = -1, -4
+            libc.mallopt(m_mmap_max, 0)
+            libc.mallopt(m_trim_threshold, 1 << 30)
+        except OSError:  # not glibc (e.g. musl): nothing to tune
+            log.debug("glibc not found; allocator left as is")

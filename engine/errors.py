@@ -1,0 +1,31 @@
+"""Errors the engine reports to people. Each message says what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class MoebiusError(Exception):
+    """Base class: anything the GUI or CLI should show as a message, not a traceback."""
+
+
+class CheckpointError(MoebiusError):
+    def __init__(self, message: str, missing=(), unexpected=(), misshaped=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.misshaped = list(misshaped)
+
+
+class ImageFileError(MoebiusError):
+    """An image could not be read or written."""
+
+
+class MaskError(MoebiusError):
+    """The mask does not fit the image, or is empty."""
+
+
+class WeightsMissing(MoebiusError):
+    """A model's weights are not installed yet."""
+
+
+class Cancelled(MoebiusError):
+    """The job was cancelled by the user; nothing was changed."""

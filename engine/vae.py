@@ -1,0 +1,92 @@
+"""The latent autoencoder: diffusers' AutoencoderKL in the PixelHacker folder layout.
+
+Images cross this boundary as float tensors in [-1, 1], NCHW; latents are in "UNet
+space", i.e. already multiplied by the VAE's scaling factor (0.13025 for PixelHacker).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class Vae:
+    def __init__(self, autoencoder, device: torch.device, dtype: torch.dtype):
+        self.model = autoencoder.to(device=device, dtype=dtype).eval()
+        self.device, self.dtype = device, dtype
+        self.scaling_factor = float(autoencoder.config.scaling_factor)
+
+    @classmethod
+    def load(cls, folder: str | Path, device="cpu", dtype=None) -> Vae:
+        import torch
+        from diffusers import AutoencoderKL
+
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise CheckpointError(f"no VAE config.json in {folder}")
+        weights = [
+            folder / n
+            for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+        ]
+        if not any(w.is_file() for w in weights):
+            raise CheckpointError(f"no VAE weights (diffusion_pytorch_model.*) in {folder}")
+        try:
+            ae = AutoencoderKL.from_pretrained(folder, low_cpu_mem_usage=True)
+        except Exception as exc:  # diffusers raises many kinds; all mean "bad folder"
+            raise CheckpointError(f"the VAE in {folder} could not be loaded: {exc}") from exc
+        return cls(ae, torch.device(device), dtype or torch.float32)
+
+    @classmethod
+    def from_config(cls, config_path: str | Path, device="cpu", dtype=None) -> Vae:
+        """An untrained VAE of a given shape (tests and benchmarks fill it themselves)."""
+        import json
+
+        import torch
+        from diffusers import AutoencoderKL
+
+        config = json.loads(Path(config_path).read_text())
+        return cls(AutoencoderKL.from_config(config), torch.device(device), dtype or torch.float32)
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """[B, 3, H, W] in [-1, 1] -> latents [B, 4, H/8, W/8] (a posterior sample x scale).
+
+        The sample's noise is drawn on the CPU generator so a seed gives the same result
+        on every device. With `generator=None` the posterior mean is returned.
+        """
+        import torch
+
+        with torch.inference_mode():
+            dist = self.model.encode(images.to(self.device, self.dtype)).latent_dist
+            if generator is None:
+                z = dist.mean
+            else:
+                eps = torch.randn(dist.mean.shape, generator=generator, dtype=torch.float32)
+                z = dist.mean + dist.std * eps.to(self.device, dist.mean.dtype)
+            z = torch.nan_to_num(z.float() * self.scaling_factor, nan=0.0)
+        return z
+
+    def posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, logvar) of the posterior, unscaled; for tests."""
+        import torch
+
+        with torch.inference_mode():
+            dist = self.model.encode(images.to(self.device, self.dtype)).latent_dist
+        return dist.mean.float(), dist.logvar.float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents in UNet space -> images [B, 3, H, W], roughly in [-1, 1], not clamped."""
+        import torch
+
+        with torch.inference_mode():
+            x = latents.to(self.device, self.dtype) / self.scaling_factor
+            return self.model.decode(x).sample.float()

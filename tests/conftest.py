@@ -1,0 +1,85 @@
+"""Shared fixtures. Everything here works offline, from the reference fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = Path(os.environ.get("MOEBIUS_REFERENCE_DIR", ROOT / "tests" / "fixtures" / "moebius"))
+
+
+def pytest_configure(config):
+    if not (REFERENCE / "manifest_tiny.json").is_file():
+        raise pytest.UsageError(f"reference fixtures not found in {REFERENCE}")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return REFERENCE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    # Results must not depend on the thread count; two threads keep CI predictable.
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def golden(name: str) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(REFERENCE / f"golden_{name}.safetensors"))
+
+
+def max_rel(got, ref) -> float:
+    """max |got - ref| / max |ref|: the reference README's error measure."""
+    return float((got.float() - ref.float()).abs().max() / ref.float().abs().max())
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from engine.config import MoebiusConfig
+    from engine.fill import fill_module_
+    from engine.model import RemovalModel
+
+    return fill_module_(RemovalModel(MoebiusConfig.tiny()))
+
+
+@pytest.fixture(scope="session")
+def full_model():
+    from engine.config import MoebiusConfig
+    from engine.fill import fill_module_
+    from engine.model import RemovalModel
+
+    return fill_module_(RemovalModel(MoebiusConfig.full()))
+
+
+@pytest.fixture(scope="session")
+def tiny_vae():
+    from engine.vae import Vae
+
+    return Vae.load(REFERENCE / "tiny_vae")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory, tiny_model) -> Path:
+    """The filled tiny network saved exactly like the authors' checkpoints."""
+    from engine.checkpoint import save_bin
+
+    path = tmp_path_factory.mktemp("tiny_weights") / "diffusion_pytorch_model.bin"
+    save_bin(tiny_model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_inpainter(tiny_model, tiny_vae):
+    from engine.device import choose
+    from engine.inpaint import MoebiusInpainter
+
+    return MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
