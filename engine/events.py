@@ -32,7 +32,14 @@ class Failed:
     cancelled: bool = False
 
 
-JobEvent = Progress | Done | Failed
+@dataclass(frozen=True)
+class Item:
+    """One finished item of a multi-item job (a file of a batch)."""
+
+    outcome: Any
+
+
+JobEvent = Progress | Item | Done | Failed
 
 
 @dataclass

@@ -1,0 +1,221 @@
+"""Object removal on real photos at full resolution: the one job type.
+
+A `RemovalJob` (frozen) fully describes a removal. `run_removal(job, cancel, host)` is a
+generator of `JobEvent`s (Progress ..., then Done or Failed); the GUI worker, the CLI
+and batch cleaning all drive it. The photo passed in is never modified: the result is a
+patch (bounding box + new pixels) to apply, so callers decide what to keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine import composite
+from engine.device import Placement, choose
+from engine.engines import Engine, MoebiusEngine, QuickEngine
+from engine.errors import Cancelled, MaskError, MoebiusError
+from engine.events import CancelToken, Done, Failed, JobEvent, Progress
+from engine.regions import Box, Region, plan_regions
+from engine.sampler import SamplerSettings
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("quick", "moebius")
+
+
+@dataclass(frozen=True, eq=False)
+class RemovalJob:
+    image: np.ndarray  # [H, W, 3|4] uint8 or uint16, never modified
+    mask: np.ndarray  # [H, W] bool, True = remove
+    engine: str = "moebius"  # "quick" or "moebius"
+    model: str = "ft_places2"  # Moebius fine-tune
+    steps: int = 20
+    guidance: float = 2.5
+    strength: float = 0.99
+    seed: int = 0
+    device: str = "auto"
+    quality: str = "exact"  # "exact" (fp32 on CPU) or "fast" (bf16/fp16)
+    colour_match: bool = True
+    context: float = 2.0  # context window side / region extent
+
+    def settings(self) -> SamplerSettings:
+        return SamplerSettings(steps=self.steps, guidance=self.guidance, strength=self.strength)
+
+
+@dataclass(frozen=True, eq=False)
+class RemovalResult:
+    box: Box  # x0, y0, x1, y1 of every changed pixel (may be a little larger)
+    pixels: np.ndarray  # the new pixels of `box`, same dtype/channels as the photo
+    regions: int
+    seconds: float
+    engine: str  # what ran, e.g. "Moebius ft_places2 · CPU fp32"
+    seed: int
+
+    def apply_to(self, image: np.ndarray) -> np.ndarray:
+        """A copy of `image` with the result pasted in."""
+        out = image.copy()
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.pixels
+        return out
+
+
+MoebiusLoader = Callable[[str, Placement], object]  # (variant, placement) -> MoebiusInpainter
+
+
+@dataclass
+class EngineHost:
+    """Keeps engines (and the loaded network) alive between jobs.
+
+    `loader` turns a variant and placement into a MoebiusInpainter; the default reads the
+    installed weights. Only one Moebius network is kept: switching fine-tunes or devices
+    replaces it, so memory holds one model at a time.
+    """
+
+    loader: MoebiusLoader | None = None
+    _key: tuple | None = field(default=None, init=False)
+    _inpainter: object = field(default=None, init=False)
+
+    def get(self, job: RemovalJob) -> Engine:
+        if job.engine == "quick":
+            return QuickEngine()
+        if job.engine != "moebius":
+            raise MoebiusError(f"unknown engine {job.engine!r}; choose quick or moebius")
+        placement = choose(job.device, job.quality)
+        key = (job.model, placement)
+        if self._key != key:
+            self._inpainter = None  # free the old network before loading the next
+            self._inpainter = (self.loader or default_loader)(job.model, placement)
+            self._key = key
+        return MoebiusEngine(self._inpainter, job.model, job.settings())
+
+    def is_loaded(self, job: RemovalJob) -> bool:
+        return job.engine == "quick" or self._key == (job.model, choose(job.device, job.quality))
+
+
+def default_loader(variant: str, placement: Placement):
+    from engine.inpaint import MoebiusInpainter
+    from engine.weights import WeightStore
+
+    unet, vae = WeightStore().paths(variant)  # raises WeightsMissing with instructions
+    return MoebiusInpainter.load(unet, vae, placement)
+
+
+def validate(job: RemovalJob) -> None:
+    img, mask = job.image, job.mask
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype not in (np.uint8, np.uint16):
+        raise MoebiusError(f"unsupported pixel array {img.dtype} {img.shape}")
+    if mask.shape != img.shape[:2]:
+        raise MaskError(
+            f"the mask is {mask.shape[1]}×{mask.shape[0]} but the photo is "
+            f"{img.shape[1]}×{img.shape[0]}; they must be the same size"
+        )
+    if mask.dtype != bool:
+        raise MaskError("the mask must be a bool array (True = remove)")
+    if not mask.any():
+        raise MaskError("nothing to remove: the mask is empty")
+    if job.engine not in ENGINES:
+        raise MoebiusError(f"unknown engine {job.engine!r}; choose quick or moebius")
+
+
+def run_removal(
+    job: RemovalJob, cancel: CancelToken | None = None, host: EngineHost | None = None
+) -> Iterator[JobEvent]:
+    """Run a removal, yielding Progress events and finally Done(RemovalResult) or Failed."""
+    cancel = cancel or CancelToken()
+    t0 = time.perf_counter()
+    try:
+        validate(job)
+        host = host or EngineHost()
+        if not host.is_loaded(job):
+            yield Progress("loading", 0, 1, 0.0, "Loading the model…")
+        engine = host.get(job)
+        cancel.raise_if_cancelled()
+        regions = plan_regions(job.mask, context=job.context)
+        work = job.image.copy()
+        changed = np.zeros(job.mask.shape, bool)
+        for i, region in enumerate(regions):
+            yield from _remove_region(work, changed, job, engine, region, i, len(regions),
+                                      cancel)
+        box = _bbox(changed)
+        yield Progress("compositing", 1, 1, 1.0, "Done")
+        x0, y0, x1, y1 = box
+        result = RemovalResult(box, work[y0:y1, x0:x1].copy(), len(regions),
+                               time.perf_counter() - t0, engine.describe(), job.seed)
+        yield Done(result)
+    except Cancelled:
+        yield Failed("Cancelled; the photo was not changed.", cancelled=True)
+    except MoebiusError as exc:
+        yield Failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported to the user, logged with traceback
+        log.exception("removal failed")
+        yield Failed(f"Unexpected error: {exc}")
+
+
+def _remove_region(work, changed, job, engine, region: Region, index: int, count: int,
+                   cancel: CancelToken):
+    """Fill one region of `work` in place, recording touched pixels in `changed`."""
+    h, w = job.mask.shape
+    win = region.window
+    size = engine.working_size(win.size)
+    scale = win.size / size
+
+    # What the model sees: the window (reflected where it leaves the photo), all mask
+    # pixels in it grown by the feather band plus ~2 model pixels for edge halos.
+    feather = composite.feather_width(region.bbox, scale)
+    crop = composite.to_rgb8(composite.crop_window(work, win))
+    mask_crop = composite.crop_window(job.mask, win)
+    grow_full = feather + int(np.ceil(2 * scale))
+    hole_full = composite.dilate(mask_crop, grow_full)
+    hole = composite.model_mask(hole_full, size, 0)
+    image_in = composite.resize(crop, size)
+
+    def fraction(step, total):
+        return 0.05 + 0.9 * (index + (step / total if total else 1.0)) / count
+
+    yield Progress("denoising", 0, 1, fraction(0, 1), _region_text(index, count))
+    gen = engine.fill(image_in, hole, job.seed + index, cancel)
+    while True:
+        try:
+            step, total = next(gen)
+        except StopIteration as done:
+            filled = done.value
+            break
+        yield Progress("denoising", step, total, fraction(step, total),
+                       _region_text(index, count))
+    cancel.raise_if_cancelled()
+
+    generated = composite.resize(filled, win.size).astype(np.float32)
+    # Back in photo coordinates: the part of the window inside the photo.
+    x0, y0 = max(win.x, 0), max(win.y, 0)
+    x1, y1 = min(win.x + win.size, w), min(win.y + win.size, h)
+    gx, gy = x0 - win.x, y0 - win.y
+    generated = generated[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
+    original = composite.to_rgb8(work[y0:y1, x0:x1])
+    hole_photo = composite.resize_mask(hole, win.size)[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
+    if job.colour_match:
+        ring = composite.dilate(hole_photo, max(4, feather)) & ~hole_photo
+        generated += composite.colour_offset(generated, original, ring)
+
+    # This region's own mask pixels (inside its box) get alpha 1, fading out over the band.
+    own = np.zeros((y1 - y0, x1 - x0), bool)
+    bx0, by0, bx1, by1 = region.bbox
+    own[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = job.mask[by0:by1, bx0:bx1]
+    alpha = composite.feather_alpha(own, feather) * hole_photo  # never outside the fill
+    composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
+    changed[y0:y1, x0:x1] |= alpha > 0
+
+
+def _region_text(index: int, count: int) -> str:
+    return "Removing…" if count == 1 else f"Removing region {index + 1} of {count}…"
+
+
+def _bbox(changed: np.ndarray) -> Box:
+    ys, xs = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    if len(ys) == 0:
+        return (0, 0, 0, 0)
+    return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
