@@ -49,14 +49,6 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(mask.view(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def to_rgb8(pixels: np.ndarray) -> np.ndarray:
-    """uint8 RGB for the model and for display: 16-bit rounded down to 8, alpha dropped."""
-    rgb = pixels[..., :3]
-    if rgb.dtype == np.uint16:
-        return ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return np.ascontiguousarray(rgb)
-
-
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Grow a bool mask by `radius` pixels (disc-shaped)."""
     import cv2

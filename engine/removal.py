@@ -20,6 +20,7 @@ from engine.device import Placement, choose
 from engine.engines import Engine, MoebiusEngine, QuickEngine
 from engine.errors import Cancelled, MaskError, MoebiusError
 from engine.events import CancelToken, Done, Failed, JobEvent, Progress
+from engine.image_io import to_rgb8
 from engine.regions import Box, Region, plan_regions
 from engine.sampler import SamplerSettings
 
@@ -167,7 +168,7 @@ def _remove_region(work, changed, job, engine, region: Region, index: int, count
     # What the model sees: the window (reflected where it leaves the photo), all mask
     # pixels in it grown by the feather band plus ~2 model pixels for edge halos.
     feather = composite.feather_width(region.bbox, scale)
-    crop = composite.to_rgb8(composite.crop_window(work, win))
+    crop = to_rgb8(composite.crop_window(work, win))
     mask_crop = composite.crop_window(job.mask, win)
     grow_full = feather + int(np.ceil(2 * scale))
     hole_full = composite.dilate(mask_crop, grow_full)
@@ -195,7 +196,7 @@ def _remove_region(work, changed, job, engine, region: Region, index: int, count
     x1, y1 = min(win.x + win.size, w), min(win.y + win.size, h)
     gx, gy = x0 - win.x, y0 - win.y
     generated = generated[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
-    original = composite.to_rgb8(work[y0:y1, x0:x1])
+    original = to_rgb8(work[y0:y1, x0:x1])
     hole_photo = composite.resize_mask(hole, win.size)[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
     if job.colour_match:
         ring = composite.dilate(hole_photo, max(4, feather)) & ~hole_photo

@@ -30,20 +30,19 @@ def test_pixels_outside_mask_and_feather_are_bit_identical(w, h, seed, feather, 
         assert (alpha[mask] == 1).all()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.integers(16, 300), st.integers(0, 2**31 - 1))
-def test_model_mask_marks_every_latent_cell_that_holds_a_hole_pixel(src, seed):
+def test_model_mask_keeps_every_hole_pixel_and_whole_latent_cells(src, seed):
     rng = np.random.default_rng(seed)
     mask = np.zeros((src, src), bool)
     ys, xs = rng.integers(0, src, 3), rng.integers(0, src, 3)
     mask[ys, xs] = True  # single-pixel holes: the thinnest possible strokes
-    hole = composite.model_mask(mask, 64, 0)
-    # Each hole pixel maps somewhere in the 64x64 model image; its 8x8 cell must be hole,
-    # and the cell's top-left pixel (what the latent mask samples) must be too.
-    for y, x in zip(ys, xs, strict=True):
-        my, mx = int((y + 0.5) * 64 / src), int((x + 0.5) * 64 / src)
-        assert hole[my, mx]
-        assert hole[my // 8 * 8, mx // 8 * 8]
+    hole = composite.model_mask(mask, 64, 1)  # removal always grows by >= 2 model pixels
+    # The latent mask samples the top-left pixel of each 8x8 cell: cells must be uniform.
+    cells = hole.reshape(8, 8, 8, 8)
+    assert (cells.all(axis=(1, 3)) == cells.any(axis=(1, 3))).all()
+    # Mapped back to the photo, the hole still covers every brushed pixel.
+    assert composite.resize_mask(hole, src)[mask].all()
 
 
 def _distance_to(mask):
@@ -72,11 +71,6 @@ def test_colour_offset_recovers_a_uniform_shift():
     ring = np.zeros((40, 40), bool)
     ring[:5] = True
     assert np.allclose(composite.colour_offset(generated, original, ring), [5, -3, 10])
-
-
-def test_to_rgb8_rounds_16_bit_and_drops_alpha():
-    px = np.array([[[0, 257, 65535, 1000]]], np.uint16)
-    assert composite.to_rgb8(px).tolist() == [[[0, 1, 255]]]
 
 
 def test_hash_check_helper_detects_change():
