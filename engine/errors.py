@@ -29,3 +29,27 @@ class WeightsMissing(MoebiusError):
 
 class Cancelled(MoebiusError):
     """The job was cancelled by the user; nothing was changed."""
+
+
+class UnknownModel(MoebiusError):
+    """A model name that is not in the zoo (`engine.zoo`)."""
+
+
+class DownloadError(MoebiusError):
+    """Weights could not be downloaded; the message says how to get them by hand."""
+
+
+class HubUnreachable(DownloadError):
+    """No answer from the model server: offline, DNS failure, timeout or server error."""
+
+
+class HubFileNotFound(DownloadError):
+    """The server answered, but the file (or its repository) does not exist there."""
+
+
+class IntegrityError(DownloadError):
+    """A downloaded file's size or checksum differs from what the server announced."""
+
+
+class DiskFull(MoebiusError):
+    """Not enough free disk space to store the weights."""

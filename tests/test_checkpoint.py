@@ -120,12 +120,16 @@ def test_legacy_pickle_with_code_is_refused(tmp_path):
         read_state_dict(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken"])
+@pytest.mark.parametrize(
+    "content", [b"", b"not a checkpoint at all", b"hello world text", b"PK\x03\x04broken",
+                b"\x80\x02garbage"]
+)
 def test_damaged_files_get_a_clear_error(tmp_path, content):
     path = tmp_path / "diffusion_pytorch_model.bin"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match=str(path.name)):
+    with pytest.raises(CheckpointError, match=str(path.name)) as info:
         read_state_dict(path)
+    assert "damaged" in str(info.value) and "could run code" not in str(info.value)
 
 
 def test_truncated_bin_is_reported(tmp_path, tiny_model):
