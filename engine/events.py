@@ -30,6 +30,7 @@ class Done:
 class Failed:
     message: str
     cancelled: bool = False
+    error: str = ""  # the engine error's class name, e.g. "WeightsMissing", for callers to react
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def run_removal(
     except Cancelled:
         yield Failed("Cancelled; the photo was not changed.", cancelled=True)
     except MoebiusError as exc:
-        yield Failed(str(exc))
+        yield Failed(str(exc), error=type(exc).__name__)
     except Exception as exc:  # noqa: BLE001 - reported to the user, logged with traceback
         log.exception("removal failed")
         yield Failed(f"Unexpected error: {exc}")
