@@ -68,6 +68,8 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         self.history = history if history is not None else HistoryStack(self)
         self._doc: Document | None = None
         self._photo: PhotoLayer | None = None
+        self._original: tuple[np.ndarray, PhotoLayer] | None = None  # for before/after
+        self._comparing = False
         self._overlay: MaskLayer | None = None
         self._zoom = 1.0
         self._emitted_zoom = 0.0  # zoomChanged fires only when the zoom really changes
@@ -99,6 +101,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         self.history.clear()
         self._doc = doc
         self._photo = PhotoLayer(doc.pixels) if doc else None
+        self._original, self._comparing = None, False
         self._overlay = MaskLayer(doc.mask.array, self._overlay_color) if doc else None
         self._last_stroke_end = None
         self.fitToWindow()
@@ -109,6 +112,20 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         doc = Document(pixels)
         self.setDocument(doc)
         return doc
+
+    def showOriginal(self, original: np.ndarray | None) -> None:
+        """Before/after: draw `original` (same size as the photo) instead of the current
+        pixels, without the mask, until called with None. Nothing is edited."""
+        if original is not None and self._photo is not None:
+            if self._original is None or self._original[0] is not original:
+                self._original = (original, PhotoLayer(original))  # built once per photo
+            self._comparing = True
+        else:
+            self._comparing = False
+        self.update()
+
+    def isShowingOriginal(self) -> bool:
+        return self._comparing
 
     def refreshImage(self, box: Box | None = None) -> None:
         """Redraw after the document's pixels changed outside the canvas."""
@@ -264,12 +281,14 @@ class MaskCanvas(CanvasInputMixin, QWidget):
     def setMaskArray(self, array: np.ndarray, name: str = "Load mask") -> bool:
         return self._mask_op(name, lambda m: m.set_array(array))
 
-    def applyRemoval(self, box: Box, pixels: np.ndarray, name: str = "Remove object") -> bool:
-        """Write a removal result into `box` and clear the mask there: one undoable step."""
+    def applyRemoval(self, box: Box, pixels: np.ndarray, name: str = "Remove object",
+                     cleared: np.ndarray | None = None) -> bool:
+        """Write a removal result into `box` and clear the mask (inside `box`, or where the
+        full-size bool array `cleared` is True): one undoable step."""
         if self._doc is None:
             return False
         self._end_drag(commit=True)
-        edit = self._doc.replace_region(box, pixels)
+        edit = self._doc.replace_region(box, pixels, True if cleared is None else cleared)
         if edit is None:
             return False
         self.history.push(CompositeEditCommand(self._doc, edit, name, self._composite_changed))
@@ -364,8 +383,9 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         if not exposed.isEmpty():
             painter.save()
             painter.setClipRect(photo_rect)  # reduced levels may reach past the photo's edge
-            self._draw_layer(painter, self._photo.images, exposed)
-            if self._overlay_visible:
+            photo = self._original[1] if self._comparing else self._photo
+            self._draw_layer(painter, photo.images, exposed)
+            if self._overlay_visible and not self._comparing:
                 self._draw_layer(painter, self._overlay.images, exposed)
             painter.restore()
         self._paint_marks(painter)

@@ -26,6 +26,16 @@ ICON_NAMES = {
     "redo": "mdi6.redo",
     "history": "mdi6.history",
     "remove": "mdi6.auto-fix",
+    "retry": "mdi6.dice-multiple-outline",
+    "compare": "mdi6.compare-horizontal",
+    "cancel": "mdi6.close-circle-outline",
+    "file.open": "mdi6.folder-open-outline",
+    "file.save": "mdi6.content-save-outline",
+    "file.save_as": "mdi6.content-save-edit-outline",
+    "file.export": "mdi6.export",
+    "batch": "mdi6.folder-multiple-image",
+    "settings": "mdi6.cog-outline",
+    "model": "mdi6.brain",
 }
 
 

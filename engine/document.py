@@ -101,14 +101,20 @@ class Document:
     def height(self) -> int:
         return self._pixels.shape[0]
 
-    def replace_region(self, bbox: Box, new: np.ndarray, clear_mask: bool = True):
-        """Write a removal result `new` into `bbox` and (by default) clear the mask there.
+    def replace_region(self, bbox: Box, new: np.ndarray,
+                       clear_mask: bool | np.ndarray = True):
+        """Write a removal result `new` into `bbox` and clear the mask: inside `bbox`
+        (True), nowhere (False), or exactly where a full-size bool array is True (the
+        removal's own mask, so strokes painted while it ran survive).
 
         Applies the edit and returns it as a CompositeEdit, or None if nothing changed."""
         image = ImagePatch.capture(self._pixels, bbox, new)
         if image is not None:
             self._write(image.bbox, image.new)
-        mask = self.mask.clear(bbox) if clear_mask else None
+        if isinstance(clear_mask, np.ndarray):
+            mask = self.mask.set_array(self.mask.array & ~clear_mask)
+        else:
+            mask = self.mask.clear(bbox) if clear_mask else None
         edit = CompositeEdit(image, mask)
         log.debug("replace_region %s: %d bytes of patches", bbox, edit.nbytes)
         return None if edit.empty else edit

@@ -41,7 +41,8 @@ class Vae:
         if not any(w.is_file() for w in weights):
             raise CheckpointError(f"no VAE weights (diffusion_pytorch_model.*) in {folder}")
         try:
-            ae = AutoencoderKL.from_pretrained(folder, low_cpu_mem_usage=True)
+            # low_cpu_mem_usage needs the accelerate package; the VAE is small enough.
+            ae = AutoencoderKL.from_pretrained(folder, low_cpu_mem_usage=False)
         except Exception as exc:  # diffusers raises many kinds; all mean "bad folder"
             raise CheckpointError(f"the VAE in {folder} could not be loaded: {exc}") from exc
         return cls(ae, torch.device(device), dtype or torch.float32)

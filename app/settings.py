@@ -1,0 +1,103 @@
+"""User preferences, persisted with QSettings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+RECENT_LIMIT = 10
+
+
+class Settings:
+    """Typed access to the app's QSettings (a temporary file in tests)."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings or QSettings("MoebiusStudio", "MoebiusStudio")
+
+    def _get(self, key: str, default, kind):
+        value = self.q.value(key, default)
+        try:
+            if kind is bool and isinstance(value, str):
+                return value.lower() in ("1", "true", "yes")
+            return kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    # The engine: "quick" or a Moebius fine-tune id ("ft_places2", ...).
+    @property
+    def engine_choice(self) -> str:
+        return self._get("engine/choice", "ft_places2", str)
+
+    @engine_choice.setter
+    def engine_choice(self, value: str) -> None:
+        self.q.setValue("engine/choice", value)
+
+    @property
+    def device(self) -> str:
+        return self._get("engine/device", "auto", str)
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.q.setValue("engine/device", value)
+
+    @property
+    def quality(self) -> str:
+        return self._get("engine/quality", "exact", str)
+
+    @quality.setter
+    def quality(self, value: str) -> None:
+        self.q.setValue("engine/quality", value)
+
+    @property
+    def steps(self) -> int:
+        return self._get("engine/steps", 20, int)
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self.q.setValue("engine/steps", int(value))
+
+    @property
+    def guidance(self) -> float:
+        return self._get("engine/guidance", 2.5, float)
+
+    @guidance.setter
+    def guidance(self, value: float) -> None:
+        self.q.setValue("engine/guidance", float(value))
+
+    @property
+    def seed(self) -> int:
+        """-1 means a new random seed for every removal."""
+        return self._get("engine/seed", -1, int)
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self.q.setValue("engine/seed", int(value))
+
+    @property
+    def colour_match(self) -> bool:
+        return self._get("engine/colour_match", True, bool)
+
+    @colour_match.setter
+    def colour_match(self, value: bool) -> None:
+        self.q.setValue("engine/colour_match", bool(value))
+
+    @property
+    def models_dir(self) -> str:
+        return self._get("models/dir", "", str)
+
+    @models_dir.setter
+    def models_dir(self, value: str) -> None:
+        self.q.setValue("models/dir", value)
+
+    @property
+    def recent_files(self) -> list[str]:
+        value = self.q.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: str) -> None:
+        files = [path] + [p for p in self.recent_files if p != path]
+        self.q.setValue("files/recent", files[:RECENT_LIMIT])
+
+    def clear_recent(self) -> None:
+        self.q.setValue("files/recent", [])
