@@ -398,7 +398,9 @@ class MainWindow(FileActions, QMainWindow):
     def open_batch(self) -> None:
         from app.batch_dialog import BatchDialog
 
-        BatchDialog(self.worker, self.settings, self).exec()
+        dialog = BatchDialog(self.worker, self.settings, self)
+        dialog.exec()
+        dialog.deleteLater()  # it listens to the worker: do not keep closed ones around
 
     def open_models_folder(self) -> None:
         folder = self.store().root

@@ -1,9 +1,10 @@
 """Batch cleaning: the same kind of removal over a whole folder, safely and resumably.
 
-Safety rules: inputs are never modified; the output folder may not be the input folder;
-outputs are written atomically, so an interrupted run leaves only complete files, and a
-rerun skips what exists (unless `overwrite`). A file that fails is reported and the run
-goes on. Images without a mask are listed, never guessed.
+Safety rules: inputs are never modified; the output folder may not be the input folder
+(nor the masks folder), and no output may land on an input or a mask; outputs are written
+atomically, so an interrupted run leaves only complete files, and a rerun skips what
+exists (unless `overwrite`). A file that fails is reported and the run goes on; only a
+model that cannot load stops the run. Images without a mask are listed, never guessed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import MoebiusError
 from engine.events import CancelToken, Done, Failed, Item, JobEvent, Progress
 from engine.image_io import is_supported, load_image, load_mask, save_image
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 REPORT_NAME = "moebius-batch-report.json"
 MASK_SUFFIXES = ("", "_mask", ".mask")  # photo.png, photo_mask.png, photo.mask.png
+STATUSES = ("done", "skipped", "failed", "no mask", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,24 @@ class BatchItem:
 class Outcome:
     source: str
     output: str | None
-    status: str  # "done", "skipped", "failed", "no mask", "cancelled"
+    status: str  # one of STATUSES
     seconds: float = 0.0
     message: str = ""
+    mask: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchProgress(Progress):
+    """Progress of a batch: the current file's removal stage plus where the run stands.
+
+    A subclass, so consumers of plain `Progress` (the CLI bar, the worker) need no change.
+    The first event (stage "planned") lists every file that will be processed, in order.
+    """
+
+    source: str = ""  # the file being worked on
+    index: int = 0  # files finished so far
+    count: int = 0  # files to process (photos without a mask not included)
+    files: tuple[str, ...] = ()  # only on the "planned" event
 
 
 @dataclass(frozen=True)
@@ -67,8 +86,7 @@ class BatchSummary:
         return self.count("failed") == 0
 
     def text(self) -> str:
-        parts = [f"{self.count(s)} {s}" for s in ("done", "skipped", "failed", "no mask",
-                                                   "cancelled") if self.count(s)]
+        parts = [f"{self.count(s)} {s}" for s in STATUSES if self.count(s)]
         return ", ".join(parts) or "nothing to do"
 
 
@@ -79,54 +97,92 @@ def check_folders(job: BatchJob) -> None:
     if src == out:
         raise MoebiusError("the output folder may not be the input folder: "
                            "originals are never overwritten")
+    if out.exists() and not out.is_dir():
+        raise MoebiusError(f"the output {job.output_dir} is a file, not a folder")
     if (job.masks_dir is None) == (job.shared_mask is None):
         raise MoebiusError("give either a masks folder or one shared mask")
-    if job.masks_dir is not None and not job.masks_dir.is_dir():
-        raise MoebiusError(f"masks folder not found: {job.masks_dir}")
+    if job.masks_dir is not None:
+        if not job.masks_dir.is_dir():
+            raise MoebiusError(f"masks folder not found: {job.masks_dir}")
+        if job.masks_dir.resolve() == out:
+            raise MoebiusError("the output folder may not be the masks folder")
     if job.shared_mask is not None and not job.shared_mask.is_file():
         raise MoebiusError(f"mask not found: {job.shared_mask}")
 
 
+def _masks_beside_photos(job: BatchJob) -> bool:
+    return job.masks_dir is not None and job.masks_dir.resolve() == job.input_dir.resolve()
+
+
 def find_images(job: BatchJob) -> list[Path]:
-    """Supported images under the input folder, skipping our own output and mask folders."""
-    skip = [p.resolve() for p in (job.output_dir, job.masks_dir) if p is not None]
+    """Supported images under the input folder, skipping hidden files (our temporary
+    files among them) and our own output, masks folder and shared mask when they lie
+    inside it, so a rerun never treats its own outputs as inputs."""
+    src = job.input_dir.resolve()
+    # Only folders strictly inside the input are skipped: an output folder *above* the
+    # input (photos/raw -> photos) must not hide every input.
+    skip = [p.resolve() for p in (job.output_dir, job.masks_dir, job.shared_mask)
+            if p is not None and src in p.resolve().parents]
+    masks_here = _masks_beside_photos(job)
     pattern = "**/*" if job.recursive else "*"
     found = []
     for path in sorted(job.input_dir.glob(pattern)):
+        rel = path.relative_to(job.input_dir)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
         resolved = path.resolve()
         if any(resolved == s or s in resolved.parents for s in skip):
             continue
-        if path.is_file() and is_supported(path) and not _looks_like_mask(path):
+        if masks_here and path.stem.lower().endswith(("_mask", ".mask")):
+            continue
+        if path.is_file() and is_supported(path):
             found.append(path)
     return found
 
 
-def _looks_like_mask(path: Path) -> bool:
-    return path.stem.endswith("_mask") or path.stem.endswith(".mask")
+class MaskFinder:
+    """Matches photos to masks by file stem; each masks folder is listed once."""
+
+    def __init__(self, job: BatchJob):
+        self.job = job
+        self._listing: dict[Path, dict[str, list[Path]]] = {}
+        # With masks beside the photos, "photo.png" would be a photo too: names only.
+        self.suffixes = MASK_SUFFIXES[1:] if _masks_beside_photos(job) else MASK_SUFFIXES
+
+    def _stems(self, folder: Path) -> dict[str, list[Path]]:
+        if folder not in self._listing:
+            stems: dict[str, list[Path]] = {}
+            if folder.is_dir():
+                for p in sorted(folder.iterdir()):
+                    if p.is_file() and is_supported(p) and not p.name.startswith("."):
+                        stems.setdefault(p.stem.lower(), []).append(p)
+            self._listing[folder] = stems
+        return self._listing[folder]
+
+    def find(self, image: Path) -> Path | None:
+        if self.job.shared_mask is not None:
+            return self.job.shared_mask
+        rel = image.relative_to(self.job.input_dir)
+        masks = self.job.masks_dir
+        for folder in dict.fromkeys([masks / rel.parent, masks]):
+            for suffix in self.suffixes:
+                for candidate in self._stems(folder).get(image.stem.lower() + suffix, []):
+                    if candidate.resolve() != image.resolve():
+                        return candidate
+        return None
 
 
 def find_mask(job: BatchJob, image: Path) -> Path | None:
-    if job.shared_mask is not None:
-        return job.shared_mask
-    rel = image.relative_to(job.input_dir)
-    for folder in dict.fromkeys([job.masks_dir / rel.parent, job.masks_dir]):
-        for suffix in MASK_SUFFIXES:
-            for candidate in sorted(folder.glob(f"{_glob_escape(image.stem)}{suffix}.*")):
-                if is_supported(candidate) and candidate.resolve() != image.resolve():
-                    return candidate
-    return None
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+    return MaskFinder(job).find(image)
 
 
 def plan(job: BatchJob) -> tuple[list[BatchItem], list[Path]]:
     """(items to process, images that have no mask)."""
     check_folders(job)
+    finder = MaskFinder(job)
     items, unmatched = [], []
     for image in find_images(job):
-        mask = find_mask(job, image)
+        mask = finder.find(image)
         if mask is None:
             unmatched.append(image)
         else:
@@ -136,65 +192,140 @@ def plan(job: BatchJob) -> tuple[list[BatchItem], list[Path]]:
 
 def run_batch(job: BatchJob, cancel: CancelToken | None = None,
               host: EngineHost | None = None) -> Iterator[JobEvent]:
-    """Yields Progress and one Item(Outcome) per file, then Done(BatchSummary) or Failed."""
+    """Yields BatchProgress and one Item(Outcome) per file, then Done(BatchSummary); or
+    Failed when the folders are wrong or the model cannot load (after writing the report)."""
     cancel = cancel or CancelToken()
     host = host or EngineHost()  # one host: the model loads once for the whole folder
     t0 = time.perf_counter()
     try:
         items, unmatched = plan(job)
-    except MoebiusError as exc:
+    except (MoebiusError, OSError) as exc:
         yield Failed(str(exc))
         return
+    n = len(items)
+    yield BatchProgress("planned", 0, 0, 0.0, f"{n} photo(s) to clean", count=n,
+                        files=tuple(str(i.source) for i in items))
     outcomes = [Outcome(str(p), None, "no mask", message="no mask found") for p in unmatched]
     for o in outcomes:
         yield Item(o)
-    n = len(items)
+    # Outputs may never replace an input photo or a mask (possible with nested folders).
+    protected = {i.source.resolve() for i in items} | {p.resolve() for p in unmatched}
+    protected |= {i.mask.resolve() for i in items if i.mask is not None}
+    # The bar's fraction counts only files with work to do, so that skipped files do not
+    # make the ETA (elapsed / fraction) look shorter than it is.
+    work = sum(job.overwrite or not i.output.exists() for i in items) or 1
+    worked = 0
+    fatal: Failed | None = None
+    masks: dict = {}  # a shared mask, decoded and scaled once per photo size
     for i, item in enumerate(items):
-        if cancel.cancelled:
-            outcome = Outcome(str(item.source), None, "cancelled")
+        span = (worked / work, 1 / work)
+        if cancel.cancelled or fatal is not None:
+            why = fatal.message if fatal else "the run was cancelled"
+            outcome = _outcome(item, "cancelled", f"not started: {why}")
+        elif item.output.exists() and not job.overwrite:
+            outcome = _outcome(item, "skipped", "output exists", output=True)
+        elif item.output.resolve() in protected:
+            outcome = _outcome(item, "failed", f"the output {item.output} would replace an input")
         else:
-            outcome = yield from _one(job, item, i, n, cancel, host)
+            worked += 1
+            fatal = yield from _load_model(job, host, item, i, n, span)
+            if fatal is not None:
+                outcome = _outcome(item, "failed", fatal.message)
+            else:
+                outcome = yield from _one(job, item, i, n, span, cancel, host, masks)
         outcomes.append(outcome)
         yield Item(outcome)
-    report = _write_report(job, outcomes)
-    yield Done(BatchSummary(outcomes, report, time.perf_counter() - t0))
+        # Between files too, so that skips and failures move the bar and the count.
+        yield BatchProgress("file", 0, 0, 1.0 if i + 1 == n else worked / work,
+                            f"{i + 1}/{n} done", source=str(item.source), index=i + 1, count=n)
+    seconds = time.perf_counter() - t0
+    report = write_report(job, outcomes, seconds)
+    if fatal is not None:
+        yield Failed(fatal.message, error=fatal.error)
+    else:
+        yield Done(BatchSummary(outcomes, report, seconds))
 
 
-def _one(job: BatchJob, item: BatchItem, index: int, count: int, cancel: CancelToken,
-         host: EngineHost):
+def _load_model(job: BatchJob, host: EngineHost, item: BatchItem, index: int, count: int,
+                span: tuple[float, float]):
+    """Load the network before the first photo that needs it. A model that cannot load
+    would fail every photo the same way, so it ends the run instead: returns Failed."""
+    probe = RemovalJob(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1), bool), **job.options)
+    try:
+        if host.is_loaded(probe):
+            return None
+        yield BatchProgress("loading", 0, 1, span[0], "Loading the model…",
+                            source=str(item.source), index=index, count=count)
+        host.get(probe)
+    except MoebiusError as exc:
+        return Failed(str(exc), error=type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unavailable device, out of memory
+        log.exception("the model could not be loaded")
+        return Failed(f"The model could not be loaded: {exc}", error=type(exc).__name__)
+    return None
+
+
+def _outcome(item: BatchItem, status: str, message: str = "", seconds: float = 0.0,
+             output: bool = False) -> Outcome:
+    return Outcome(str(item.source), str(item.output) if output else None, status, seconds,
+                   message, str(item.mask))
+
+
+def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[float, float],
+         cancel: CancelToken, host: EngineHost, masks: dict):
     t0 = time.perf_counter()
-    name = item.source.name
-    if item.output.exists() and not job.overwrite:
-        return Outcome(str(item.source), str(item.output), "skipped", 0.0, "output exists")
+    src, name = str(item.source), str(item.source.relative_to(job.input_dir))
     try:
         image = load_image(item.source)
-        h, w = image.pixels.shape[:2]
-        mask = load_mask(item.mask, (w, h), resize=job.shared_mask is not None)
-        removal = RemovalJob(image.pixels, mask, **job.options)
+        w, h = image.size
+        # Masks of another size are scaled (nearest neighbour) when the aspect ratio
+        # matches; otherwise load_mask raises MaskError and only this photo fails.
+        pixels_mask = masks.get((item.mask, w, h))
+        if pixels_mask is None:
+            pixels_mask = load_mask(item.mask, (w, h), resize=True)
+            if job.shared_mask is not None:  # decoding a 12 MP mask costs ~0.5 s
+                if len(masks) >= 4:
+                    masks.clear()
+                pixels_mask.setflags(write=False)
+                masks[(item.mask, w, h)] = pixels_mask
+        removal = RemovalJob(image.pixels, pixels_mask, **job.options)
         for event in run_removal(removal, cancel, host):
             if isinstance(event, Progress):
-                yield Progress(event.stage, event.step, event.total,
-                               (index + event.fraction) / count,
-                               f"{name} ({index + 1}/{count}): {event.message}")
+                yield BatchProgress(event.stage, event.step, event.total,
+                                    span[0] + span[1] * event.fraction,
+                                    f"{index}/{count} done · {name}: {event.message}",
+                                    source=src, index=index, count=count)
             elif isinstance(event, Failed):
-                status = "cancelled" if event.cancelled else "failed"
-                return Outcome(str(item.source), None, status, time.perf_counter() - t0,
-                               event.message)
+                if event.cancelled:
+                    return _outcome(item, "cancelled", "cancelled while working; nothing "
+                                    "written", time.perf_counter() - t0)
+                return _outcome(item, "failed", event.message, time.perf_counter() - t0)
             elif isinstance(event, Done):
                 item.output.parent.mkdir(parents=True, exist_ok=True)
                 save_image(item.output, image, event.result.apply_to(image.pixels),
                            overwrite=job.overwrite)
     except MoebiusError as exc:
-        return Outcome(str(item.source), None, "failed", time.perf_counter() - t0, str(exc))
-    return Outcome(str(item.source), str(item.output), "done", time.perf_counter() - t0)
+        return _outcome(item, "failed", str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
+        log.exception("batch: %s failed", src)
+        return _outcome(item, "failed", f"Unexpected error: {exc}", time.perf_counter() - t0)
+    return _outcome(item, "done", "", time.perf_counter() - t0, output=True)
 
 
-def _write_report(job: BatchJob, outcomes: list[Outcome]) -> Path | None:
+def write_report(job: BatchJob, outcomes: list[Outcome], seconds: float) -> Path | None:
+    """The JSON report in the output folder: settings, counts and every file's outcome."""
     path = job.output_dir / REPORT_NAME
+    data = {
+        "input": str(job.input_dir), "output": str(job.output_dir),
+        "masks": str(job.masks_dir or job.shared_mask), "options": job.options,
+        "seconds": round(seconds, 3),
+        "counts": {s: sum(o.status == s for o in outcomes) for s in STATUSES},
+        "files": [asdict(o) for o in outcomes],
+    }  # fmt: skip
     try:
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"files": [asdict(o) for o in outcomes]}, indent=1))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, default=str))
         tmp.replace(path)
         return path
     except OSError as exc:

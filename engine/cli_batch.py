@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from engine.events import Done, Failed, Item, Progress
 from engine.progress_bar import ProgressBar
+
+DESCRIPTION = """\
+Remove the same kind of object from every photo of a folder.
+
+Masks are matched by file name: photo.jpg takes photo.png, photo_mask.png or
+photo.mask.png from the masks folder (or from its sub-folder of the same relative
+path); masks of another size are scaled when the aspect ratio matches. Photos
+without a mask are listed, never guessed. Outputs keep each photo's name, format
+and metadata; the originals are never modified. Existing outputs are skipped
+unless --overwrite, so an interrupted run resumes where it stopped. A report,
+moebius-batch-report.json, is written to the output folder. The exit status is 1
+if any photo failed."""
 
 
 def add_parser(sub) -> None:
@@ -15,44 +28,55 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("batch", help="clean a whole folder of photos",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description=(
-                           "Masks are matched by file name: photo.jpg takes photo.png, "
-                           "photo_mask.png or photo.mask.png from the masks folder.\n"
-                           "Existing outputs are skipped unless --overwrite, so an "
-                           "interrupted run resumes where it stopped."))
+                       description=DESCRIPTION)
     p.add_argument("input_dir", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, dest="output_dir")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--masks", type=Path, help="folder of masks, one per photo")
-    group.add_argument("--mask", type=Path, help="one mask for every photo (resized to each)")
-    p.add_argument("--recursive", action="store_true", help="include sub-folders")
+    group.add_argument("--mask", type=Path,
+                       help="one mask for every photo (scaled to each; same aspect ratio)")
+    p.add_argument("--recursive", action="store_true",
+                   help="include sub-folders (their structure is kept in the output)")
     p.add_argument("--overwrite", action="store_true", help="redo photos whose output exists")
     add_quality_options(p)
 
 
 def run(args) -> int:
-    from engine.batch import BatchJob, run_batch
+    from engine.batch import BatchJob, run_batch, write_report
     from engine.cli import job_options
 
     job = BatchJob(args.input_dir, args.output_dir, args.masks, args.mask, args.recursive,
                    args.overwrite, job_options(args))
     bar = ProgressBar(sys.stderr)
-    code = 0
-    for event in run_batch(job):
-        if isinstance(event, Progress):
-            bar.update(event)
-        elif isinstance(event, Item):
-            o = event.outcome
-            if o.status in ("failed", "no mask"):
+    outcomes = []
+    t0 = time.perf_counter()
+    try:
+        for event in run_batch(job):
+            if isinstance(event, Progress):
+                bar.update(event)
+            elif isinstance(event, Item):
+                o = event.outcome
+                outcomes.append(o)
+                if o.status in ("failed", "no mask"):
+                    bar.close()
+                    print(f"{o.status}: {o.source}: {o.message}", file=sys.stderr)
+            elif isinstance(event, Failed):
                 bar.close()
-                print(f"{o.status}: {o.source}: {o.message}", file=sys.stderr)
-        elif isinstance(event, Failed):
-            bar.close()
-            print(f"error: {event.message}", file=sys.stderr)
-            return 1
-        elif isinstance(event, Done):
-            bar.close()
-            summary = event.result
-            print(f"{summary.text()} in {summary.seconds:.1f} s; report: {summary.report}")
-            code = 0 if summary.ok else 1
-    return code
+                print(f"error: {event.message}", file=sys.stderr)
+                if event.error == "WeightsMissing":
+                    print("(or use --engine quick, which needs no download)", file=sys.stderr)
+                return 1
+            elif isinstance(event, Done):
+                bar.close()
+                summary = event.result
+                print(f"{summary.text()} in {summary.seconds:.1f} s; report: {summary.report}")
+                return 0 if summary.ok else 1
+    except KeyboardInterrupt:
+        # The file being worked on was not written (saves are atomic); finished ones stay.
+        bar.close()
+        report = write_report(job, outcomes, time.perf_counter() - t0)
+        done = sum(o.status == "done" for o in outcomes)
+        print(f"\ninterrupted after {done} new file(s); run the same command again to "
+              f"resume. Report: {report}", file=sys.stderr)
+        return 130
+    return 1  # the generator ended without a verdict: should not happen
