@@ -29,8 +29,9 @@ from engine.events import Done, Failed, Progress
 
 DEVICES = [("auto", "Automatic (GPU if there is one)"), ("cpu", "CPU"),
            ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (Metal)")]
-QUALITIES = [("exact", "Exact: full precision, the reference's numbers"),
-             ("fast", "Fast: half precision, slightly different pixels")]
+QUALITIES = [("auto", "Automatic: fast on a GPU, exact on the CPU"),
+             ("exact", "Exact: full precision, the reference's numbers"),
+             ("fast", "Fast: half precision where the hardware has it; pixels differ slightly")]
 
 
 class PreferencesDialog(QDialog):

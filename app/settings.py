@@ -41,7 +41,7 @@ class Settings:
 
     @property
     def quality(self) -> str:
-        return self._get("engine/quality", "exact", str)
+        return self._get("engine/quality", "auto", str)
 
     @quality.setter
     def quality(self, value: str) -> None:

@@ -27,8 +27,9 @@ def add_quality_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=2.5, help="guidance scale (default 2.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--quality", choices=("exact", "fast"), default="exact",
-                   help="exact: fp32 on CPU; fast: bf16/fp16 (small deviations, faster)")
+    p.add_argument("--quality", choices=("auto", "exact", "fast"), default="auto",
+                   help="exact: fp32; fast: fp16 on GPUs, bf16 on CPUs that have it "
+                        "(slightly different pixels); auto (default): fast on a GPU only")
     p.add_argument("--no-colour-match", dest="colour_match", action="store_false",
                    help="do not match the fill's colour to its surroundings")
 

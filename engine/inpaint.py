@@ -42,27 +42,36 @@ class Prepared:
 
 
 class MoebiusInpainter:
-    def __init__(self, model: RemovalModel, vae: Vae, placement: Placement):
+    def __init__(self, model: RemovalModel, vae: Vae, placement: Placement,
+                 cuda_graphs: bool = True):
         self.model, self.vae, self.placement = model, vae, placement
+        self.forward = model
+        if placement.device.startswith("cuda") and cuda_graphs:
+            from engine.accel import CudaGraphForward, tune_cuda_runtime
+
+            tune_cuda_runtime(placement.torch_dtype)
+            self.forward = CudaGraphForward(model)
 
     @classmethod
     def load(
-        cls, unet_path: str | Path, vae_dir: str | Path, placement: Placement, cache: bool = True
+        cls, unet_path: str | Path, vae_dir: str | Path, placement: Placement,
+        cache: bool = True, cuda_graphs: bool = True,
     ) -> MoebiusInpainter:
         import torch
 
         from engine.checkpoint import load_model
         from engine.device import tune_cpu_runtime
+        from engine.fuse import fold_batch_norms
         from engine.vae import Vae
 
         if placement.device == "cpu":
             tune_cpu_runtime()
-        model = load_model(unet_path, cache=cache)
+        model = fold_batch_norms(load_model(unet_path, cache=cache))
         model = model.to(placement.torch_device, placement.torch_dtype)
         # The VAE stays in fp32 on GPUs: its decoder overflows in fp16.
         vae_dtype = placement.torch_dtype if placement.device == "cpu" else torch.float32
         vae = Vae.load(vae_dir, placement.torch_device, vae_dtype)
-        return cls(model, vae, placement)
+        return cls(model, vae, placement, cuda_graphs=cuda_graphs)
 
     @property
     def image_size(self) -> int:

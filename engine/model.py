@@ -62,6 +62,39 @@ def pointwise(t: Tensor, conv: nn.Conv2d) -> Tensor:
 
 # ----------------------------------------------------------------------------- small parts
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+class GroupNorm(nn.GroupNorm):
+    """GroupNorm that computes its statistics in fp32 when the network runs in half
+    precision: the residual stream reaches std ~27, where bf16 sums lose too much."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype not in HALF:
+            return super().forward(x)
+        w, b = self.weight.float(), self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, w, b, self.eps).to(x.dtype)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm with fp32 statistics in half precision (see GroupNorm)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype not in HALF:
+            return super().forward(x)
+        w, b = self.weight.float(), self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
+
+
+def softmax32(x: Tensor, dim: int) -> Tensor:
+    """Softmax accumulated in fp32 whatever the input precision."""
+    return x.softmax(dim=dim, dtype=torch.float32).to(x.dtype)
+
+
+def bn_last(bn: nn.Module, t: Tensor) -> Tensor:
+    """Apply a BatchNorm over the last dimension, or nothing if it was folded away."""
+    return bn.on_last_dim(t) if isinstance(bn, BatchNorm) else t
+
 
 class BatchNorm(nn.BatchNorm2d):
     """BatchNorm that always uses its running statistics.
@@ -105,17 +138,17 @@ class DWConv(nn.Module):
 class ResnetBlock(nn.Module):
     def __init__(self, cin: int, cout: int, temb: int):
         super().__init__()
-        self.norm1 = nn.GroupNorm(32, cin, eps=1e-5)
+        self.norm1 = GroupNorm(32, cin, eps=1e-5)
         self.conv1 = DWConv(cin, cout)
         self.time_emb_proj = nn.Linear(temb, cout)
-        self.norm2 = nn.GroupNorm(32, cout, eps=1e-5)
+        self.norm2 = GroupNorm(32, cout, eps=1e-5)
         self.conv2 = DWConv(cout, cout)
         self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:  # [B,Cin,H,W], [B,T] -> [B,Cout,H,W]
-        a = self.conv1(F.silu(self.norm1(x)))
+        a = self.conv1(F.silu(self.norm1(x), inplace=True))
         a = a + self.time_emb_proj(F.silu(emb))[:, :, None, None]
-        a = self.conv2(F.silu(self.norm2(a)))
+        a = self.conv2(F.silu(self.norm2(a), inplace=True))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
         return skip + a
 
@@ -145,9 +178,9 @@ class SelfLambda(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C] -> [B, N, C]
         b, n, c = x.shape
         hw, h, dk = side(n), self.heads, self.dk
-        q = self.norm_q.on_last_dim(pointwise(x, self.to_q))  # [B, N, h*k]
-        k = pointwise(x, self.to_k).softmax(dim=1)  # [B, N, k], normalised over positions
-        v = self.norm_v.on_last_dim(pointwise(x, self.to_v))  # [B, N, v]
+        q = bn_last(self.norm_q, pointwise(x, self.to_q))  # [B, N, h*k]
+        k = softmax32(pointwise(x, self.to_k), dim=1)  # [B, N, k], normalised over positions
+        v = bn_last(self.norm_v, pointwise(x, self.to_v))  # [B, N, v]
 
         # Content lambda; the position kernels' bias reaches every output the same way.
         content = k.transpose(1, 2) @ v + self.pos_conv.bias[:, None]  # [B, k, v]
@@ -203,8 +236,8 @@ class CrossLambda(nn.Module):
                 f"the network takes {self.rel_pos_emb.shape[0]} positions here, got {n}: "
                 "inputs must be exactly the model's image size"
             )
-        q = self.norm_q.on_last_dim(pointwise(x, self.to_q))  # [B, N, h*k]
-        k = self.to_k(context).softmax(dim=1)  # [B, l, k], normalised over the l tokens
+        q = bn_last(self.norm_q, pointwise(x, self.to_q))  # [B, N, h*k]
+        k = softmax32(self.to_k(context), dim=1)  # [B, l, k], normalised over the l tokens
         v = self.norm_v(self.to_v(context).transpose(1, 2))  # [B, v, l]
         content = k.transpose(1, 2) @ v.transpose(1, 2)  # [B, k, v]
 
@@ -233,10 +266,10 @@ class MixFFN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # [B, N, C] -> [B, N, C]
         hw = side(x.shape[1])
-        a = F.silu(pointwise(x, self.inverted_conv.conv))  # [B, N, 2F]
+        a = F.silu(pointwise(x, self.inverted_conv.conv), inplace=True)  # [B, N, 2F]
         d = self.depth_conv.conv(grid(a, hw, hw))  # [B, 2F, H, W] channels-last
         x1, gate = d.chunk(2, dim=1)  # [B, F, H, W] each
-        return pointwise(tokens(x1 * F.silu(gate)), self.point_conv.conv)
+        return pointwise(tokens(x1 * F.silu(gate, inplace=True)), self.point_conv.conv)
 
 
 class _ConvHolder(nn.Module):
@@ -250,13 +283,13 @@ class _ConvHolder(nn.Module):
 class TransformerBlock(nn.Module):
     def __init__(self, dim: int, cfg: MoebiusConfig, size: int):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm1 = LayerNorm(dim, eps=1e-5)
         self.attn1 = SelfLambda(dim, cfg.heads, cfg.self_lambda_size)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm2 = LayerNorm(dim, eps=1e-5)
         self.attn2 = CrossLambda(
             dim, cfg.cross_attention_dim, cfg.heads, size * size, cfg.tokens_per_row
         )
-        self.norm3 = nn.LayerNorm(dim, eps=1e-5)
+        self.norm3 = LayerNorm(dim, eps=1e-5)
         self.ff = MixFFN(dim, cfg.mix_mlp_ratio)
 
     def forward(self, t: Tensor, context: Tensor) -> Tensor:  # [B, N, C] -> [B, N, C]
@@ -268,7 +301,7 @@ class TransformerBlock(nn.Module):
 class Transformer(nn.Module):
     def __init__(self, dim: int, cfg: MoebiusConfig, size: int):
         super().__init__()
-        self.norm = nn.GroupNorm(32, dim, eps=1e-6)
+        self.norm = GroupNorm(32, dim, eps=1e-6)
         self.proj_in = nn.Conv2d(dim, dim, 1)
         self.transformer_blocks = nn.ModuleList([TransformerBlock(dim, cfg, size)])
         self.proj_out = nn.Conv2d(dim, dim, 1)
@@ -380,6 +413,8 @@ class TimestepEmbedding(nn.Module):
 
 
 class UNet(nn.Module):
+    memory_format = CL  # channels-last makes the token views free (benchmarks compare NCHW)
+
     def __init__(self, cfg: MoebiusConfig):
         super().__init__()
         chans = cfg.block_out_channels
@@ -406,7 +441,7 @@ class UNet(nn.Module):
             )
             cin = cout
 
-        self.conv_norm_out = nn.GroupNorm(32, c0, eps=1e-5)
+        self.conv_norm_out = GroupNorm(32, c0, eps=1e-5)
         self.conv_out = DWConv(c0, cfg.out_channels, residual=False)
 
     def forward(self, sample: Tensor, timestep: Tensor, context: Tensor) -> Tensor:
@@ -416,14 +451,14 @@ class UNet(nn.Module):
         emb = self.time_embedding(self.time_proj(t).to(sample.dtype))  # [B, 4*C0]
         context = self.encoder_hid_proj(context)  # [B, l, cross_dim]
 
-        h = self.conv_in(sample.contiguous(memory_format=CL))  # [B, C0, H, W]
+        h = self.conv_in(sample.contiguous(memory_format=self.memory_format))  # [B, C0, H, W]
         skips = [h]
         for block in self.down_blocks:
             h, block_skips = block(h, emb, context)
             skips += block_skips
         for block in self.up_blocks:
             h = block(h, skips, emb, context)
-        h = self.conv_out(F.silu(self.conv_norm_out(h)))  # [B, 4, H, W]
+        h = self.conv_out(F.silu(self.conv_norm_out(h), inplace=True))  # [B, 4, H, W]
         return h.contiguous()
 
 

@@ -40,7 +40,7 @@ class RemovalJob:
     strength: float = 0.99
     seed: int = 0
     device: str = "auto"
-    quality: str = "exact"  # "exact" (fp32 on CPU) or "fast" (bf16/fp16)
+    quality: str = "auto"  # "exact" (fp32), "fast" (fp16/bf16) or "auto" (see engine.device)
     colour_match: bool = True
     context: float = 2.0  # context window side / region extent
 

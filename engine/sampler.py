@@ -99,6 +99,7 @@ def denoise(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     cancel: CancelToken | None = None,
+    forward=None,
 ) -> Generator[StepOutput, None, torch.Tensor]:
     """Inpaint in latent space.
 
@@ -106,6 +107,7 @@ def denoise(
     masked_latents [B, 4, h, w]: latents of the image with the hole set to grey
     mask [B, 1, h, w]: 1 in the hole
     noise: the starting noise; drawn from `generator` (with the offset) when omitted.
+    forward: what computes the network (default: the model; e.g. a CUDA-graph replayer).
     """
     import torch
 
@@ -131,14 +133,14 @@ def denoise(
     for i, t in enumerate(timesteps):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        eps = _guided_eps(model, x, cond, t, ids, settings.guidance)
+        eps = _guided_eps(model, forward or model, x, cond, t, ids, settings.guidance)
         x_next = scheduler.step(eps, int(t), x).prev_sample
         yield StepOutput(i, len(timesteps), int(t), x, eps, x_next)
         x = x_next
     return x
 
 
-def _guided_eps(model, x, cond, t, ids, guidance: float):
+def _guided_eps(model, forward, x, cond, t, ids, guidance: float):
     """Classifier-free guidance: eps_u + g (eps_c - eps_u), run as one batch of 2B."""
     import torch
 
@@ -146,7 +148,7 @@ def _guided_eps(model, x, cond, t, ids, guidance: float):
     sample = torch.cat([x.repeat(2, 1, 1, 1), cond], dim=1)  # [2B, 9, h, w]
     tt = t.reshape(1).to(x.device)
     with torch.inference_mode():
-        out = model(sample.to(dtype), tt, ids).float()
+        out = forward(sample.to(dtype), tt, ids).float()
         if dtype != torch.float32 and not torch.isfinite(out).all():
             log.warning("non-finite output in %s; switching the network to float32", dtype)
             model.float()

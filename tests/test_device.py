@@ -9,16 +9,34 @@ def test_auto_picks_best_available_and_cpu_is_fp32():
     expected = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
     assert p.device == expected
     assert choose("cpu").dtype == "float32"
+    assert choose("cpu", "exact").dtype == "float32"
+
+
+def test_fast_on_cpu_uses_bf16_only_where_the_cpu_has_it(monkeypatch):
+    from engine import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert choose("cpu", "fast").dtype == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert choose("cpu", "fast").dtype == "float32"
 
 
-def test_gpu_precision_is_half():
-    if "cuda" not in available_devices():
-        assert "cuda" not in available_devices()  # nothing to check on this machine
-        with pytest.raises(RuntimeError, match="not available"):
-            choose("cuda")
-        return
-    assert choose("cuda").dtype in ("bfloat16", "float16")
+def test_gpu_qualities(monkeypatch):
+    from engine import device
+
+    monkeypatch.setattr(device, "available_devices", lambda: ["cpu", "cuda"])
+    assert choose("auto").device == "cuda"
+    assert choose("cuda").dtype == "float16"  # auto quality on a GPU is fast
+    assert choose("cuda", "exact").dtype == "float32"
+    assert choose("cuda", "fast").dtype == "float16"
+
+
+def test_unavailable_device_is_refused(monkeypatch):
+    from engine import device
+
+    monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
+    with pytest.raises(RuntimeError, match="not available"):
+        choose("cuda")
 
 
 def test_bad_settings_are_refused():

@@ -33,11 +33,12 @@ def _capture(model, names):
     for name in names:
 
         def hook(mod, args, out, name=name):
-            captured[f"{name}.in0"] = args[0]
-            if len(args) > 1:
+            # Clone: the network may reuse a buffer in place after the hook has seen it.
+            captured[f"{name}.in0"] = args[0].clone()
+            if len(args) > 1 and isinstance(args[1], torch.Tensor):
                 key = "in1" if ".resnets." in name else "encoder_hidden_states"
-                captured[f"{name}.{key}"] = args[1]
-            captured[f"{name}.out"] = out[0] if isinstance(out, tuple) else out
+                captured[f"{name}.{key}"] = args[1].clone()
+            captured[f"{name}.out"] = (out[0] if isinstance(out, tuple) else out).clone()
 
         handles.append(modules[name].register_forward_hook(hook))
     return captured, handles
@@ -109,3 +110,43 @@ def test_float_and_per_item_timesteps_give_the_same_output(tiny_model):
 def test_wrong_input_size_gets_a_clear_error(tiny_model):
     with pytest.raises(ValueError, match="image size"):
         tiny_model(torch.zeros(1, 9, 24, 24), torch.tensor([10]), tiny_model.cfg_ids(1)[:1])
+
+
+def test_folded_batch_norms_give_the_same_outputs(tiny_model):
+    import copy
+
+    from engine.fuse import fold_batch_norms
+    from engine.model import BatchNorm
+
+    folded = fold_batch_norms(copy.deepcopy(tiny_model))
+    assert not any(isinstance(m, BatchNorm) for m in folded.modules())
+    g = golden("unet_tiny")
+    with torch.no_grad():
+        out = folded(g["sample"], g["timestep"], g["input_ids"])
+    assert max_rel(out, g["noise_pred"]) <= TOL
+
+
+@pytest.mark.slow
+def test_folded_full_unet_matches_golden(full_model):
+    import copy
+
+    from engine.fuse import fold_batch_norms
+
+    folded = fold_batch_norms(copy.deepcopy(full_model))
+    g = golden("unet_full")
+    with torch.inference_mode():
+        out = folded(g["sample"], g["timestep"], g["input_ids"])
+    assert max_rel(out, g["noise_pred"]) <= TOL
+
+
+def test_plain_benchmark_baseline_computes_the_same_function(tiny_model):
+    """bench/'s unoptimised baseline must be the same network, or speed-ups mean nothing."""
+    import copy
+
+    from bench.plain_model import make_plain
+
+    plain = make_plain(copy.deepcopy(tiny_model))
+    g = golden("unet_tiny")
+    with torch.no_grad():
+        out = plain(g["sample"], g["timestep"], g["input_ids"])
+    assert max_rel(out, g["noise_pred"]) <= TOL
