@@ -50,13 +50,14 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Grow a bool mask by `radius` pixels (disc-shaped)."""
+    """Grow a bool mask by `radius` pixels (a disc), through a distance transform: linear
+    in the pixel count whatever the radius, unlike a morphological kernel."""
     import cv2
 
-    if radius <= 0:
+    if radius <= 0 or not mask.any():
         return mask.copy()
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.view(np.uint8), k).astype(bool)
+    dist = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return dist <= radius
 
 
 def model_mask(mask_crop: np.ndarray, size: int, grow: int) -> np.ndarray:
@@ -104,29 +105,31 @@ def colour_offset(generated: np.ndarray, original: np.ndarray, ring: np.ndarray)
     """Per-channel shift that makes the generated pixels' colour match the original's on
     a ring just outside the hole (where the model only re-encoded the photo), removing
     the slight colour and brightness drift of the autoencoder that shows as a seam."""
-    if ring.sum() < 16:
+    count = int(ring.sum())
+    if count < 16:
         return np.zeros(generated.shape[-1], np.float32)
-    diff = original[ring].astype(np.float32) - generated[ring].astype(np.float32)
+    step = max(1, count // 20000)  # a median of 20k samples is as good as of all
+    diff = original[ring][::step].astype(np.float32) - generated[ring][::step]
     return np.median(diff, axis=0).astype(np.float32)
 
 
 def blend_into(pixels: np.ndarray, generated_rgb: np.ndarray, alpha: np.ndarray,
-               box: Box) -> None:
+               box: Box) -> Box | None:
     """Blend float RGB values (0..255 scale) into `pixels[box]` in place, with `alpha`.
 
     Pixels where alpha is 0 are not written at all, so they stay bit-identical. Alpha
-    channels (RGBA photos) are left as they are.
+    channels (RGBA photos) are left as they are. Returns the box of written pixels.
     """
-    x0, y0, x1, y1 = box
-    target = pixels[y0:y1, x0:x1]
     touched = alpha > 0
-    if not touched.any():
-        return
-    scale = 257.0 if pixels.dtype == np.uint16 else 1.0
-    top = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    a = alpha[touched][:, None]
-    old = target[..., :3][touched].astype(np.float32)
-    new = np.clip(generated_rgb[touched] * scale, 0.0, top)
-    out = np.rint(old * (1.0 - a) + new * a).astype(pixels.dtype)
-    rgb = target[..., :3]
-    rgb[touched] = out
+    rows, cols = np.flatnonzero(touched.any(axis=1)), np.flatnonzero(touched.any(axis=0))
+    if len(rows) == 0:
+        return None
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    x0, y0 = box[0] + c0, box[1] + r0
+    target = pixels[y0 : y0 + (r1 - r0), x0 : x0 + (c1 - c0), :3]
+    a = alpha[r0:r1, c0:c1, None]
+    top, scale = (65535.0, 257.0) if pixels.dtype == np.uint16 else (255.0, 1.0)
+    new = np.clip(generated_rgb[r0:r1, c0:c1] * scale, 0.0, top)
+    mixed = np.rint(target * (1.0 - a) + new * a).astype(pixels.dtype)
+    np.copyto(target, mixed, where=touched[r0:r1, c0:c1, None])
+    return (int(x0), int(y0), int(x0 + (c1 - c0)), int(y0 + (r1 - r0)))

@@ -138,11 +138,12 @@ def run_removal(
         cancel.raise_if_cancelled()
         regions = plan_regions(job.mask, context=job.context)
         work = job.image.copy()
-        changed = np.zeros(job.mask.shape, bool)
+        box = None
         for i, region in enumerate(regions):
-            yield from _remove_region(work, changed, job, engine, region, i, len(regions),
-                                      cancel)
-        box = _bbox(changed)
+            touched = yield from _remove_region(work, job, engine, region, i, len(regions),
+                                                cancel)
+            box = _union(box, touched)
+        box = box or (0, 0, 0, 0)
         yield Progress("compositing", 1, 1, 1.0, "Done")
         x0, y0, x1, y1 = box
         result = RemovalResult(box, work[y0:y1, x0:x1].copy(), len(regions),
@@ -157,22 +158,21 @@ def run_removal(
         yield Failed(f"Unexpected error: {exc}")
 
 
-def _remove_region(work, changed, job, engine, region: Region, index: int, count: int,
+def _remove_region(work, job, engine, region: Region, index: int, count: int,
                    cancel: CancelToken):
-    """Fill one region of `work` in place, recording touched pixels in `changed`."""
+    """Fill one region of `work` in place; returns the box of the pixels it wrote."""
     h, w = job.mask.shape
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
 
     # What the model sees: the window (reflected where it leaves the photo), all mask
-    # pixels in it grown by the feather band plus ~2 model pixels for edge halos.
+    # pixels in it grown by the feather band plus ~2 model pixels for edge halos (grown at
+    # model resolution, where it is cheap).
     feather = composite.feather_width(region.bbox, scale)
     crop = to_rgb8(composite.crop_window(work, win))
     mask_crop = composite.crop_window(job.mask, win)
-    grow_full = feather + int(np.ceil(2 * scale))
-    hole_full = composite.dilate(mask_crop, grow_full)
-    hole = composite.model_mask(hole_full, size, 0)
+    hole = composite.model_mask(mask_crop, size, int(np.ceil(feather / scale)) + 2)
     image_in = composite.resize(crop, size)
 
     def fraction(step, total):
@@ -190,33 +190,33 @@ def _remove_region(work, changed, job, engine, region: Region, index: int, count
                        _region_text(index, count))
     cancel.raise_if_cancelled()
 
-    generated = composite.resize(filled, win.size).astype(np.float32)
-    # Back in photo coordinates: the part of the window inside the photo.
-    x0, y0 = max(win.x, 0), max(win.y, 0)
-    x1, y1 = min(win.x + win.size, w), min(win.y + win.size, h)
-    gx, gy = x0 - win.x, y0 - win.y
-    generated = generated[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
-    original = to_rgb8(work[y0:y1, x0:x1])
-    hole_photo = composite.resize_mask(hole, win.size)[gy : gy + (y1 - y0), gx : gx + (x1 - x0)]
+    # Put the fill back around this region only: its box grown by the feather band (where
+    # alpha > 0) and the colour-match ring beyond the hole, clipped to window and photo.
+    ring = max(4, feather)
+    margin = feather + int(np.ceil(3 * scale)) + ring + 2
+    bx0, by0, bx1, by1 = region.bbox
+    x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
+    x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
+    sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
+    generated = composite.resize(filled, win.size)[sub].astype(np.float32)
+    hole_photo = composite.resize_mask(hole, win.size)[sub]
     if job.colour_match:
-        ring = composite.dilate(hole_photo, max(4, feather)) & ~hole_photo
-        generated += composite.colour_offset(generated, original, ring)
+        original = to_rgb8(work[y0:y1, x0:x1])
+        around = composite.dilate(hole_photo, ring) & ~hole_photo
+        generated += composite.colour_offset(generated, original, around)
 
     # This region's own mask pixels (inside its box) get alpha 1, fading out over the band.
     own = np.zeros((y1 - y0, x1 - x0), bool)
-    bx0, by0, bx1, by1 = region.bbox
     own[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = job.mask[by0:by1, bx0:bx1]
     alpha = composite.feather_alpha(own, feather) * hole_photo  # never outside the fill
-    composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
-    changed[y0:y1, x0:x1] |= alpha > 0
+    return composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
 
 
 def _region_text(index: int, count: int) -> str:
     return "Removing…" if count == 1 else f"Removing region {index + 1} of {count}…"
 
 
-def _bbox(changed: np.ndarray) -> Box:
-    ys, xs = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
-    if len(ys) == 0:
-        return (0, 0, 0, 0)
-    return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+def _union(a: Box | None, b: Box | None) -> Box | None:
+    if a is None or b is None:
+        return a or b
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
