@@ -74,6 +74,7 @@ def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="moebius-studio")
     parser.add_argument("photo", nargs="?", help="a photo to open")
     parser.add_argument("--quit-after", type=int, metavar="MS", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
     args, qt_args = parser.parse_known_args(argv)
 
     log_path = setup_logging()
@@ -81,7 +82,17 @@ def run(argv: list[str]) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("MoebiusStudio")
     app.setApplicationDisplayName(APP_NAME)
+    app.setDesktopFileName("moebius-studio")  # matches the .desktop entry (Wayland, docks)
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.png"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     install_crash_handler(log_path)
+    if args.smoke_test:  # installer/smoke_test.py: sample photo, Quick removal, checks, exit
+        from app.smoke import run as smoke_test
+
+        return smoke_test(app)
 
     from app.main_window import MainWindow
 

@@ -34,10 +34,20 @@ def add_quality_options(p: argparse.ArgumentParser) -> None:
                    help="do not match the fill's colour to its surroundings")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moebius-studio")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "(source)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moebius-studio",
                                      description="Object removal with Moebius.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rm = sub.add_parser("remove", help="remove what a mask marks from one photo")
