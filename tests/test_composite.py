@@ -37,7 +37,7 @@ def test_model_mask_keeps_every_hole_pixel_and_whole_latent_cells(src, seed):
     mask = np.zeros((src, src), bool)
     ys, xs = rng.integers(0, src, 3), rng.integers(0, src, 3)
     mask[ys, xs] = True  # single-pixel holes: the thinnest possible strokes
-    hole = composite.model_mask(mask, 64, 1)  # removal always grows by >= 2 model pixels
+    hole = composite.model_mask(mask, 64, 2)  # removal always grows by >= 2 model pixels
     # The latent mask samples the top-left pixel of each 8x8 cell: cells must be uniform.
     cells = hole.reshape(8, 8, 8, 8)
     assert (cells.all(axis=(1, 3)) == cells.any(axis=(1, 3))).all()
