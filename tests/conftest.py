@@ -83,3 +83,23 @@ def tiny_inpainter(tiny_model, tiny_vae):
     from engine.inpaint import MoebiusInpainter
 
     return MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_weights):
+    """A models folder with the tiny network installed as Places2, plus the tiny VAE."""
+    from engine.config import MoebiusConfig
+    from engine.weights import WeightStore
+
+    store = WeightStore(tmp_path_factory.mktemp("models"), config=MoebiusConfig.tiny(),
+                        vae_config=REFERENCE / "tiny_vae" / "config.json")
+    store.import_weights("vae", REFERENCE / "tiny_vae")
+    store.import_weights("ft_places2", tiny_weights)
+    return store
+
+
+@pytest.fixture
+def tiny_models_dir(tiny_store, monkeypatch) -> Path:
+    """The tiny models folder, selected for code that reads MOEBIUS_MODELS_DIR."""
+    monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(tiny_store.root))
+    return tiny_store.root

@@ -25,18 +25,6 @@ def settings(tmp_path):
     return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
-@pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory, tiny_weights, reference_dir):
-    from engine.config import MoebiusConfig
-    from engine.weights import WeightStore
-
-    store = WeightStore(tmp_path_factory.mktemp("models"), config=MoebiusConfig.tiny(),
-                        vae_config=reference_dir / "tiny_vae" / "config.json")
-    store.import_weights("vae", reference_dir / "tiny_vae")
-    store.import_weights("ft_places2", tiny_weights)
-    return store
-
-
 @pytest.fixture
 def photo(tmp_path):
     img, mask = with_object(scene(480, 360, seed=9), (200, 150, 260, 200))

@@ -76,21 +76,6 @@ def folder(tmp_path):
                 truth=truth)
 
 
-@pytest.fixture
-def tiny_models(tmp_path_factory, tiny_weights, reference_dir, monkeypatch):
-    """A models folder with the tiny network installed as Places2 (like test_cli's)."""
-    from engine.config import MoebiusConfig
-    from engine.weights import WeightStore
-
-    root = tmp_path_factory.mktemp("models")
-    store = WeightStore(root, config=MoebiusConfig.tiny(),
-                        vae_config=reference_dir / "tiny_vae" / "config.json")
-    store.import_weights("vae", reference_dir / "tiny_vae")
-    store.import_weights("ft_places2", tiny_weights)
-    monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(root))
-    return root
-
-
 def _hashes(*folders) -> dict:
     return {p: hashlib.sha256(p.read_bytes()).hexdigest()
             for f in folders for p in sorted(Path(f).rglob("*")) if p.is_file()}
@@ -298,7 +283,7 @@ def test_tiny_model_loads_once_per_run(folder, tiny_host):
     assert len(tiny_host.calls) == 1
 
 
-def test_cli_with_the_tiny_model_loads_it_once(folder, tiny_models, monkeypatch, capsys):
+def test_cli_with_the_tiny_model_loads_it_once(folder, tiny_models_dir, monkeypatch, capsys):
     loads = []
     real = engine.removal.default_loader
     monkeypatch.setattr(engine.removal, "default_loader",

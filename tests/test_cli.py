@@ -24,21 +24,6 @@ def photo_and_mask(tmp_path):
     return src, mpath, img, mask
 
 
-@pytest.fixture
-def tiny_models_dir(tmp_path_factory, tiny_weights, reference_dir, monkeypatch):
-    """A models folder holding the tiny network as the Places2 variant, plus the tiny VAE."""
-    from engine.config import MoebiusConfig
-    from engine.weights import WeightStore
-
-    root = tmp_path_factory.mktemp("models")
-    store = WeightStore(root, config=MoebiusConfig.tiny(),
-                        vae_config=reference_dir / "tiny_vae" / "config.json")
-    store.import_weights("vae", reference_dir / "tiny_vae")
-    store.import_weights("ft_places2", tiny_weights)
-    monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(root))
-    return root
-
-
 def _check_output(out_path, img, mask):
     out = np.asarray(Image.open(out_path))
     assert out.shape == img.shape
