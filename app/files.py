@@ -14,13 +14,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app.main import APP_NAME as APP
 from app.welcome import SAMPLE_PHOTO
 from engine.errors import MoebiusError
 from engine.image_io import SUPPORTED_EXTENSIONS, is_supported, load_image, save_image
 
 log = logging.getLogger(__name__)
 
-APP = "Moebius Studio"
 SAVE_FILTERS = {
     "JPEG (*.jpg *.jpeg)": ".jpg",
     "PNG (*.png)": ".png",

@@ -29,6 +29,7 @@ from app.dialogs import ModelDialog, PreferencesDialog
 from app.files import FileActions
 from app.icons import icon
 from app.jobs import RemovalController
+from app.main import APP_NAME as APP
 from app.settings import Settings
 from app.undo import HistoryPanel
 from app.welcome import WelcomePage
@@ -39,7 +40,6 @@ from engine.removal import EngineHost
 
 log = logging.getLogger(__name__)
 
-APP = "Moebius Studio"
 COMPARE_KEY = Qt.Key.Key_Backslash  # hold to see the original, as in many photo editors
 
 

@@ -88,6 +88,13 @@ def main(argv: list[str]) -> int:
         return 130
 
 
+def report_failure(event: Failed) -> None:
+    """One clear line on stderr, plus the way out when a model is not installed."""
+    print(f"error: {event.message}", file=sys.stderr)
+    if event.error == "WeightsMissing":
+        print("(or use --engine quick, which needs no download)", file=sys.stderr)
+
+
 def job_options(args) -> dict:
     from engine.zoo import resolve
 
@@ -117,9 +124,7 @@ def cmd_remove(args) -> int:
             bar.update(event)
         elif isinstance(event, Failed):
             bar.close()
-            print(f"error: {event.message}", file=sys.stderr)
-            if event.error == "WeightsMissing":
-                print("(or use --engine quick, which needs no download)", file=sys.stderr)
+            report_failure(event)
             return 1
         elif isinstance(event, Done):
             bar.close()

@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from engine.batch import BatchJob, run_batch, write_report
-    from engine.cli import job_options
+    from engine.cli import job_options, report_failure
 
     job = BatchJob(args.input_dir, args.output_dir, args.masks, args.mask, args.recursive,
                    args.overwrite, job_options(args))
@@ -62,9 +62,7 @@ def run(args) -> int:
                     print(f"{o.status}: {o.source}: {o.message}", file=sys.stderr)
             elif isinstance(event, Failed):
                 bar.close()
-                print(f"error: {event.message}", file=sys.stderr)
-                if event.error == "WeightsMissing":
-                    print("(or use --engine quick, which needs no download)", file=sys.stderr)
+                report_failure(event)
                 return 1
             elif isinstance(event, Done):
                 bar.close()
