@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import random
+
 from PySide6.QtCore import QSettings
 
+from engine.about import APP_DIR_NAME
+from engine.removal.settings import EngineKind, RemovalSettings
+from engine.weights.zoo import DEFAULT_VARIANT
+
 RECENT_LIMIT = 10
+QUICK = "quick"  # the engine choice that is not a Moebius fine-tune
 
 
 class Settings:
     """Typed access to the app's QSettings (a temporary file in tests)."""
 
     def __init__(self, qsettings: QSettings | None = None):
-        self.q = qsettings or QSettings("MoebiusStudio", "MoebiusStudio")
+        self.q = qsettings or QSettings(APP_DIR_NAME, APP_DIR_NAME)
 
     def _get(self, key: str, default, kind):
         value = self.q.value(key, default)
@@ -22,10 +29,21 @@ class Settings:
         except (TypeError, ValueError):
             return default
 
-    # The engine: "quick" or a Moebius fine-tune id ("ft_places2", ...).
+    def removal_settings(self) -> RemovalSettings:
+        """The settings of the next removal; a new random seed unless one is fixed."""
+        choice = self.engine_choice
+        quick = choice == QUICK
+        return RemovalSettings(
+            engine=EngineKind.QUICK if quick else EngineKind.MOEBIUS,
+            variant=DEFAULT_VARIANT if quick else choice,
+            steps=self.steps, guidance=self.guidance,
+            seed=self.seed if self.seed >= 0 else random.randrange(2**31),
+            device=self.device, quality=self.quality, colour_match=self.colour_match)
+
+    # The engine: QUICK or a Moebius fine-tune id (DEFAULT_VARIANT, ...).
     @property
     def engine_choice(self) -> str:
-        return self._get("engine/choice", "ft_places2", str)
+        return self._get("engine/choice", DEFAULT_VARIANT, str)
 
     @engine_choice.setter
     def engine_choice(self, value: str) -> None:

@@ -6,7 +6,7 @@
     python -m bench.bench_batch --moebius-images 1 --steps 4      # a quick look on a CPU
     python -m bench.bench_batch --devices cuda --images 8 --moebius-images 8
 
-Each run goes through `engine.batch.run_batch` exactly as the CLI does (JPEG in, JPEG out
+Each run goes through `engine.removal.batch.run_batch` exactly as the CLI does (JPEG in, JPEG out
 with metadata, one shared mask scaled to each photo, one EngineHost per device so the
 network loads once). Model loading is timed separately and left out of images/minute.
 Results: a table on stdout and bench/results/batch.json.
@@ -53,8 +53,8 @@ def make_folder(root: Path, size: tuple[int, int], count: int) -> tuple[Path, Pa
 
 def make_host():
     """One host per device; its loader builds the full-size network from bench weights."""
-    from engine.inpaint import MoebiusInpainter
-    from engine.removal import EngineHost
+    from engine.removal.run import EngineHost
+    from engine.sampling.inpainter import MoebiusInpainter
 
     def loader(variant, placement):
         unet, vae_dir = full_weights()  # made once into .cache/bench/, only when needed
@@ -63,25 +63,23 @@ def make_host():
     return EngineHost(loader=loader)
 
 
-def load_seconds(host, options: dict) -> float:
-    from engine.removal import RemovalJob
-
-    probe = RemovalJob(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1), bool), **options)
+def load_seconds(host, settings) -> float:
     t0 = time.perf_counter()
-    host.get(probe)
+    host.get(settings)
     return time.perf_counter() - t0
 
 
 def run_one(host, device: str, engine: str, size_name: str, count: int, args) -> dict:
-    from engine.batch import BatchJob, run_batch
-    from engine.device import choose
     from engine.events import Done, Failed
+    from engine.removal.batch import BatchJob, run_batch
+    from engine.removal.settings import RemovalSettings
+    from engine.sampling.device import choose
 
-    options = dict(engine=engine, model="ft_places2", steps=args.steps, device=device,
-                   quality=args.quality, seed=0)
+    settings = RemovalSettings(engine=engine, steps=args.steps, device=device,
+                               quality=args.quality, seed=0)
     with tempfile.TemporaryDirectory(prefix="moebius-bench-batch-") as tmp:
         src, mask = make_folder(Path(tmp), SIZES[size_name], count)
-        job = BatchJob(src, Path(tmp) / "out", shared_mask=mask, options=options)
+        job = BatchJob(src, Path(tmp) / "out", shared_mask=mask, settings=settings)
         t0 = time.perf_counter()
         events = list(run_batch(job, None, host))
         seconds = time.perf_counter() - t0
@@ -125,9 +123,10 @@ def main() -> None:
             if count <= 0:
                 continue
             if engine == "moebius":
-                options = dict(engine="moebius", model="ft_places2", device=device,
-                               quality=args.quality)
-                loads[device] = load_seconds(host, options)
+                from engine.removal.settings import RemovalSettings
+
+                loads[device] = load_seconds(host, RemovalSettings(device=device,
+                                                                   quality=args.quality))
             for size_name in args.sizes:
                 row = run_one(host, device, engine, size_name, count, args)
                 rows.append(row)

@@ -42,10 +42,10 @@ def build(device: str, mode: str):
     """A MoebiusInpainter set up the way `mode` describes."""
     import torch
 
-    from engine.checkpoint import load_model
-    from engine.device import Placement
-    from engine.inpaint import MoebiusInpainter
-    from engine.vae import Vae
+    from engine.net.checkpoint import load_model
+    from engine.net.vae import Vae
+    from engine.sampling.device import Placement
+    from engine.sampling.inpainter import MoebiusInpainter
 
     unet, vae_dir = full_weights()
     dtype = {"plain": "float32", "exact": "float32", "fast16": "float16"}.get(mode, "bfloat16")
@@ -66,7 +66,7 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
     import numpy as np
     import torch
 
-    from engine.sampler import SamplerSettings
+    from engine.sampling.sampler import SamplerSettings
 
     device, mode = config.split(":")
     full_weights()

@@ -59,8 +59,10 @@ def photo(width: int, height: int, regions: int):
 
 
 def main() -> None:
-    from engine.image_io import load_image, save_image
-    from engine.removal import RemovalJob, run_removal
+    from engine.imageio.files import load_image, save_image
+    from engine.removal.job import RemovalJob
+    from engine.removal.run import run_removal
+    from engine.removal.settings import RemovalSettings
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--regions", type=int, default=3)
@@ -71,7 +73,8 @@ def main() -> None:
     removal = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        events = list(run_removal(RemovalJob(img, mask, engine="moebius"), None, NullHost()))
+        job = RemovalJob(img, mask, RemovalSettings(engine="moebius"))
+        events = list(run_removal(job, None, NullHost()))
         removal.append(time.perf_counter() - t0)
         assert type(events[-1]).__name__ == "Done", events[-1]
     result = events[-1].result

@@ -13,6 +13,7 @@ import argparse
 import numpy as np
 
 from bench.common import full_weights, machine, write_result
+from engine.events import drain
 
 
 def unet_deviation(device: str, dtype: str) -> dict:
@@ -20,8 +21,8 @@ def unet_deviation(device: str, dtype: str) -> dict:
     from safetensors.torch import load_file
 
     from bench.common import ROOT
-    from engine.checkpoint import load_model
-    from engine.fuse import fold_batch_norms
+    from engine.net.checkpoint import load_model
+    from engine.net.fold import fold_batch_norms
 
     unet, _ = full_weights()
     g = load_file(str(ROOT / "tests" / "fixtures" / "moebius" / "golden_unet_full.safetensors"))
@@ -36,9 +37,9 @@ def unet_deviation(device: str, dtype: str) -> dict:
 
 
 def removal(device: str, dtype: str, steps: int) -> np.ndarray:
-    from engine.device import Placement
-    from engine.inpaint import MoebiusInpainter
-    from engine.sampler import SamplerSettings
+    from engine.sampling.device import Placement
+    from engine.sampling.inpainter import MoebiusInpainter
+    from engine.sampling.sampler import SamplerSettings
 
     unet, vae = full_weights()
     inp = MoebiusInpainter.load(unet, vae, Placement(device, dtype))
@@ -46,12 +47,7 @@ def removal(device: str, dtype: str, steps: int) -> np.ndarray:
     image = rng.integers(0, 256, (1, 512, 512, 3), dtype=np.uint8)
     yy, xx = np.mgrid[:512, :512]
     mask = ((yy - 256) ** 2 + (xx - 256) ** 2 < 100**2)[None]
-    gen = inp.inpaint(image, mask, SamplerSettings(steps=steps), seed=0)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value[0]
+    return drain(inp.inpaint(image, mask, SamplerSettings(steps=steps), seed=0))[1][0]
 
 
 def main() -> None:

@@ -67,11 +67,11 @@ def full_weights() -> tuple[Path, Path]:
     """Filled full-size UNet (.bin, the authors' format) and VAE folder, made once."""
     import torch
 
-    from engine.checkpoint import save_bin
-    from engine.config import MoebiusConfig
-    from engine.fill import fill_module_
-    from engine.model import RemovalModel
-    from engine.vae import Vae
+    from engine.net.checkpoint import save_bin
+    from engine.net.config import MoebiusConfig
+    from engine.net.model import RemovalModel
+    from engine.net.vae import Vae
+    from engine.net.weight_fill import fill_module_
 
     unet = CACHE / "unet" / "diffusion_pytorch_model.bin"
     vae_dir = CACHE / "vae"

@@ -14,7 +14,7 @@ import types
 import torch
 import torch.nn.functional as F
 
-from engine.model import CrossLambda, SelfLambda, side
+from engine.net.model import CrossLambda, SelfLambda, side
 
 
 def _self_lambda_literal(self, x):  # [B, N, C] -> [B, N, C]

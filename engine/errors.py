@@ -32,7 +32,7 @@ class Cancelled(MoebiusError):
 
 
 class UnknownModel(MoebiusError):
-    """A model name that is not in the zoo (`engine.zoo`)."""
+    """A model name that is not in the zoo (`engine.weights.zoo`)."""
 
 
 class DownloadError(MoebiusError):
@@ -53,3 +53,11 @@ class IntegrityError(DownloadError):
 
 class DiskFull(MoebiusError):
     """Not enough free disk space to store the weights."""
+
+
+class SettingsError(MoebiusError):
+    """A removal setting is out of range (steps, guidance, seed, ...)."""
+
+
+class DeviceUnavailable(MoebiusError):
+    """The chosen device (cuda, mps) does not exist or cannot be used on this machine."""

@@ -1,15 +1,22 @@
-"""What flows out of a running job: one message type, `JobEvent`, in three kinds.
+"""What flows out of a running job: one message type, `JobEvent`.
 
-The GUI worker forwards these across the thread boundary unchanged; the CLI prints them.
+A job is a plain generator of events: `Progress` while it works, `Item` for each finished
+part of a multi-part job (a file of a batch), then exactly one `Done` or `Failed`. The GUI
+forwards these across the thread boundary unchanged (through a handle per job); the CLI
+prints them. Cancellation is cooperative: a `CancelToken` per job, checked between steps.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from engine.errors import Cancelled
+from engine.errors import Cancelled, MoebiusError
+
+T = TypeVar("T")
+Y = TypeVar("Y")
 
 
 @dataclass(frozen=True)
@@ -22,22 +29,27 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class Done:
-    result: Any  # a RemovalResult for removals
+class Done(Generic[T]):
+    result: T  # a RemovalResult for removals, a BatchSummary for batches, ...
 
 
 @dataclass(frozen=True)
 class Failed:
     message: str
     cancelled: bool = False
-    error: str = ""  # the engine error's class name, e.g. "WeightsMissing", for callers to react
+    # The engine error behind it, for callers that react to a kind (e.g. WeightsMissing:
+    # offer the download); None for unexpected errors.
+    error: MoebiusError | None = None
+
+    def is_a(self, kind: type[MoebiusError]) -> bool:
+        return isinstance(self.error, kind)
 
 
 @dataclass(frozen=True)
-class Item:
+class Item(Generic[T]):
     """One finished item of a multi-item job (a file of a batch)."""
 
-    outcome: Any
+    outcome: T
 
 
 JobEvent = Progress | Item | Done | Failed
@@ -59,3 +71,34 @@ class CancelToken:
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
             raise Cancelled("cancelled")
+
+
+class Returning(Generic[Y, T]):
+    """Iterate a generator and keep what it returns:
+
+        fill = Returning(engine.fill(...))
+        for step in fill: ...
+        image = fill.value
+    """
+
+    def __init__(self, gen: Generator[Y, Any, T]):
+        self._gen = gen
+        self._value: T | None = None
+        self._done = False
+
+    def __iter__(self) -> Iterator[Y]:
+        self._value = yield from self._gen
+        self._done = True
+
+    @property
+    def value(self) -> T:
+        if not self._done:
+            raise RuntimeError("the generator has not finished")
+        return self._value  # type: ignore[return-value]
+
+
+def drain(gen: Generator[Y, Any, T]) -> tuple[list[Y], T]:
+    """Run a generator to its end: (everything it yielded, what it returned)."""
+    run = Returning(gen)
+    items = list(run)
+    return items, run.value

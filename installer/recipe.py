@@ -6,8 +6,8 @@ the tests can check it without building anything.
 
 Paths in (source, destination) pairs follow PyInstaller: the destination is a folder
 relative to the bundle's root (`sys._MEIPASS`). The app finds its files relative to its
-modules (`app/welcome.py`: `<root>/resources/sample.jpg`; `engine/config.py`:
-`<root>/engine/configs/`), so the destinations mirror the source tree and no path code
+modules (`app/windows/welcome.py`: `<root>/resources/sample.jpg`; `engine/net/config.py`:
+`<root>/engine/net/configs/`), so the destinations mirror the source tree and no path code
 changes when frozen.
 """
 
@@ -63,9 +63,9 @@ DATA_PACKAGES = ("diffusers", "huggingface_hub", "qtawesome")
 
 # Modules that must be in the bundle even though no import statement names them plainly.
 HIDDEN_IMPORTS = (
-    "app.smoke",  # imported only for --smoke-test
-    "engine.cli_batch",
-    "engine.cli_models",
+    "app.tools.smoke",  # imported only for --smoke-test
+    "engine.cli.batch",
+    "engine.cli.models",
     "diffusers.models.autoencoders.autoencoder_kl",  # diffusers imports lazily by name
     "diffusers.schedulers.scheduling_ddim",
 )
@@ -164,8 +164,8 @@ def data_files(root: Path = ROOT) -> list[tuple[str, str]]:
     for pattern in RESOURCE_PATTERNS:
         pairs += [(str(p), "resources") for p in sorted((root / "resources").glob(pattern))]
     for pattern in CONFIG_PATTERNS:
-        pairs += [(str(p), "engine/configs")
-                  for p in sorted((root / "engine" / "configs").glob(pattern))]
+        pairs += [(str(p), "engine/net/configs")
+                  for p in sorted((root / "engine" / "net" / "configs").glob(pattern))]
     return pairs
 
 

@@ -6,7 +6,7 @@
 
 Runs, with no screen needed (QT_QPA_PLATFORM=offscreen) and a time limit each:
 
-1. `MoebiusStudio --smoke-test`: the app's hidden self-test (app/smoke.py). It shows the
+1. `MoebiusStudio --smoke-test`: the app's hidden self-test (app/tools/smoke.py). It shows the
    window, opens the bundled sample photo, runs a Quick removal through the main window's
    remove() and the worker thread, checks that only the masked area changed, and runs the
    Moebius network code on a tiny random network (torch + diffusers, no weights).

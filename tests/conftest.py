@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Never the person's own folders: settings (QSettings), logs, model weights and caches of
+# the app and of every subprocess a test starts go to a throw-away home for this run.
+_HOME = Path(tempfile.mkdtemp(prefix="moebius-test-home-"))
+for _var, _sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
+                   ("XDG_STATE_HOME", ".local/state"), ("XDG_CACHE_HOME", ".cache")):
+    os.environ[_var] = str(_HOME / _sub)
+os.environ.pop("MOEBIUS_MODELS_DIR", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(os.environ.get("MOEBIUS_REFERENCE_DIR", ROOT / "tests" / "fixtures" / "moebius"))
@@ -44,25 +53,25 @@ def max_rel(got, ref) -> float:
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    from engine.config import MoebiusConfig
-    from engine.fill import fill_module_
-    from engine.model import RemovalModel
+    from engine.net.config import MoebiusConfig
+    from engine.net.model import RemovalModel
+    from engine.net.weight_fill import fill_module_
 
     return fill_module_(RemovalModel(MoebiusConfig.tiny()))
 
 
 @pytest.fixture(scope="session")
 def full_model():
-    from engine.config import MoebiusConfig
-    from engine.fill import fill_module_
-    from engine.model import RemovalModel
+    from engine.net.config import MoebiusConfig
+    from engine.net.model import RemovalModel
+    from engine.net.weight_fill import fill_module_
 
     return fill_module_(RemovalModel(MoebiusConfig.full()))
 
 
 @pytest.fixture(scope="session")
 def tiny_vae():
-    from engine.vae import Vae
+    from engine.net.vae import Vae
 
     return Vae.load(REFERENCE / "tiny_vae")
 
@@ -70,7 +79,7 @@ def tiny_vae():
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory, tiny_model) -> Path:
     """The filled tiny network saved exactly like the authors' checkpoints."""
-    from engine.checkpoint import save_bin
+    from engine.net.checkpoint import save_bin
 
     path = tmp_path_factory.mktemp("tiny_weights") / "diffusion_pytorch_model.bin"
     save_bin(tiny_model, path)
@@ -79,8 +88,8 @@ def tiny_weights(tmp_path_factory, tiny_model) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_inpainter(tiny_model, tiny_vae):
-    from engine.device import choose
-    from engine.inpaint import MoebiusInpainter
+    from engine.sampling.device import choose
+    from engine.sampling.inpainter import MoebiusInpainter
 
     return MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
 
@@ -88,8 +97,8 @@ def tiny_inpainter(tiny_model, tiny_vae):
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_weights):
     """A models folder with the tiny network installed as Places2, plus the tiny VAE."""
-    from engine.config import MoebiusConfig
-    from engine.weights import WeightStore
+    from engine.net.config import MoebiusConfig
+    from engine.weights.store import WeightStore
 
     store = WeightStore(tmp_path_factory.mktemp("models"), config=MoebiusConfig.tiny(),
                         vae_config=REFERENCE / "tiny_vae" / "config.json")

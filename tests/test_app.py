@@ -11,9 +11,9 @@ from PIL import Image
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from app.main_window import MainWindow
 from app.settings import Settings
-from engine.composite import dilate
+from app.windows.main_window import MainWindow
+from engine.removal.composite import dilate
 from tests.photos import scene, with_object
 
 pytestmark = pytest.mark.gui
@@ -53,7 +53,7 @@ def _paint(window, mask):
 
 
 def _wait_done(qtbot, window, timeout=60000):
-    qtbot.waitUntil(lambda: not window.jobs.running, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.jobs.running(window.photo), timeout=timeout)
 
 
 @pytest.mark.parametrize("engine", ["quick", "ft_places2"])
@@ -125,8 +125,8 @@ def test_cancel_mid_job_leaves_the_photo_unchanged(qtbot, window, photo):
     with qtbot.waitSignal(window.jobs.failed, timeout=60000) as failed:
         window.remove()
         qtbot.waitUntil(lambda: any("step" in s for s in steps), timeout=60000)
-        window.jobs.cancel()
-    assert failed.args[1] is True  # cancelled
+        window.cancel_removal()
+    assert failed.args[0].cancelled
     doc = window.canvas.document()
     assert np.array_equal(np.array(doc.pixels), img)
     assert np.array_equal(doc.mask.array, mask)
@@ -165,8 +165,8 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
 
 
 def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, monkeypatch):
-    from app import dialogs
-    from engine.weights import WeightStore
+    from app.windows import dialogs
+    from engine.weights.store import WeightStore
 
     path, img, mask = photo
     w = MainWindow(settings, store=WeightStore(tmp_path / "empty-models"))
@@ -192,9 +192,9 @@ def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, m
 
 def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo, tmp_path,
                                                          tiny_weights, reference_dir):
-    from app.dialogs import ModelDialog
-    from engine.config import MoebiusConfig
-    from engine.weights import WeightStore
+    from app.windows.dialogs import ModelDialog
+    from engine.net.config import MoebiusConfig
+    from engine.weights.store import WeightStore
 
     store = WeightStore(tmp_path / "models", config=MoebiusConfig.tiny(),
                         vae_config=reference_dir / "tiny_vae" / "config.json")
@@ -237,7 +237,7 @@ def test_save_as_round_trip(qtbot, window, photo, tmp_path, monkeypatch):
     assert np.array_equal(saved, np.array(window.canvas.document().pixels))
     assert np.array_equal(np.asarray(Image.open(path)), img)  # the original is untouched
     assert not window.isWindowModified()
-    assert window.path == target
+    assert window.photo.path == target
 
 
 def test_save_over_the_original_asks_first(qtbot, window, photo, monkeypatch):
@@ -281,7 +281,7 @@ def test_corrupt_file_shows_a_message_and_keeps_the_current_photo(qtbot, window,
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: messages.append(a[2]))
     assert not window.open_path(bad)
     assert messages and "broken.jpg" in messages[0]
-    assert window.path == path
+    assert window.photo.path == path
 
 
 def test_main_starts_and_quits_offscreen_without_loading_torch_first():
@@ -289,7 +289,7 @@ def test_main_starts_and_quits_offscreen_without_loading_torch_first():
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from app.main_window import MainWindow\n"
+        "from app.windows.main_window import MainWindow\n"
         "w = MainWindow(); w.show(); app.processEvents()\n"
         "print('torch' in sys.modules)\n"
     )

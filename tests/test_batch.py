@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine.removal
-from engine.batch import REPORT_NAME, BatchJob, BatchProgress, MaskFinder, run_batch
-from engine.cli import main
-from engine.composite import dilate
+import engine.removal.run
+from engine.cli.main import main
 from engine.events import CancelToken, Done, Failed, Item
-from engine.removal import EngineHost
+from engine.removal.batch import REPORT_NAME, BatchJob, BatchProgress, MaskFinder, run_batch
+from engine.removal.composite import dilate
+from engine.removal.run import EngineHost
+from engine.removal.settings import RemovalSettings
 from tests.photos import red_fraction, scene, with_object
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,8 +262,8 @@ def tiny_host(tiny_inpainter):
 
 
 def _job(f, **kw):
-    options = dict(engine="moebius", steps=3, device="cpu", seed=3)  # 2 network calls
-    return BatchJob(f["src"], f["out"], masks_dir=f["masks"], options=options, **kw)
+    settings = RemovalSettings(engine="moebius", steps=3, device="cpu", seed=3)  # 2 calls
+    return BatchJob(f["src"], f["out"], masks_dir=f["masks"], settings=settings, **kw)
 
 
 def test_tiny_model_loads_once_per_run(folder, tiny_host):
@@ -285,8 +286,8 @@ def test_tiny_model_loads_once_per_run(folder, tiny_host):
 
 def test_cli_with_the_tiny_model_loads_it_once(folder, tiny_models_dir, monkeypatch, capsys):
     loads = []
-    real = engine.removal.default_loader
-    monkeypatch.setattr(engine.removal, "default_loader",
+    real = engine.removal.run.default_loader
+    monkeypatch.setattr(engine.removal.run, "default_loader",
                         lambda v, p: loads.append(v) or real(v, p))
     f = folder
     assert _batch(f, "--masks", str(f["masks"]), "--model", "places2", "--steps", "2",
@@ -330,9 +331,9 @@ def test_cancel_abandons_the_current_file_and_a_rerun_resumes(folder, tiny_host)
 
 
 def test_interrupt_writes_the_report_and_says_how_to_resume(folder, monkeypatch, capsys):
-    import engine.batch
+    import engine.removal.batch
 
-    real = engine.batch.run_batch
+    real = engine.removal.batch.run_batch
 
     def interrupted(job, *a):
         for e in real(job, *a):
@@ -340,7 +341,7 @@ def test_interrupt_writes_the_report_and_says_how_to_resume(folder, monkeypatch,
             if isinstance(e, Item) and e.outcome.status == "done":
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine.batch, "run_batch", interrupted)
+    monkeypatch.setattr(engine.removal.batch, "run_batch", interrupted)
     f = folder
     assert _batch(f, "--masks", str(f["masks"])) == 130
     assert "run the same command again" in capsys.readouterr().err

@@ -13,12 +13,12 @@ from PIL import Image
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QDesktopServices
 
-from app.batch_dialog import STEPS, BatchDialog
+from app.jobs.worker import Worker
 from app.settings import Settings
-from app.worker import Worker
-from engine.batch import REPORT_NAME
-from engine.device import Placement
-from engine.removal import EngineHost
+from app.windows.batch_dialog import STEPS, BatchDialog
+from engine.removal.batch import REPORT_NAME
+from engine.removal.run import EngineHost
+from engine.sampling.device import Placement
 from tests.photos import scene, with_object
 
 pytestmark = pytest.mark.gui

@@ -14,9 +14,9 @@ from PySide6.QtGui import QColor, QImage, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.canvas import MaskCanvas
-from app.undo import HistoryPanel
-from engine.mask_edit import MaskModel
+from app.canvas.widget import MaskCanvas
+from app.windows.history_panel import HistoryPanel
+from engine.document.mask import MaskModel
 from tests.test_mask_edit import capsule_distance2
 
 pytestmark = pytest.mark.gui
@@ -395,14 +395,14 @@ def test_ring_cursor_follows_the_mouse_at_the_brush_size(canvas):
 def test_render_canvas_script_writes_a_png_with_the_overlay(tmp_path):
     out = tmp_path / "canvas.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    subprocess.run([sys.executable, "-m", "app.render_canvas", str(out)], cwd=ROOT, env=env,
+    subprocess.run([sys.executable, "-m", "app.canvas.render", str(out)], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=60)
     img = QImage(str(out)).convertToFormat(QImage.Format.Format_RGB888)
     assert (img.width(), img.height()) == (960, 640)
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(640, img.bytesPerLine())[:, :960 * 3]
     rgb = arr.reshape(640, 960, 3).astype(int)
     reddish = (rgb[..., 0] > rgb[..., 1] + 40) & (rgb[..., 0] > rgb[..., 2] + 40)
-    from app.render_canvas import synthetic_photo
+    from app.canvas.render import synthetic_photo
 
     src = synthetic_photo().astype(int)
     assert not ((src[..., 0] > src[..., 1] + 40) & (src[..., 0] > src[..., 2] + 40)).any()

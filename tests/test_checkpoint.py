@@ -7,14 +7,14 @@ import zipfile
 import pytest
 import torch
 
-from engine.checkpoint import (
+from engine.errors import CheckpointError
+from engine.net.checkpoint import (
     SAFETENSORS_CACHE_NAME,
     load_model,
     read_state_dict,
     save_bin,
 )
-from engine.config import MoebiusConfig
-from engine.errors import CheckpointError
+from engine.net.config import MoebiusConfig
 from tests.conftest import golden, max_rel
 
 

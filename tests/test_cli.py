@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.composite import dilate
+from engine.cli.main import main
+from engine.removal.composite import dilate
 from tests.photos import red_fraction, scene, with_object
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent

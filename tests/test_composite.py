@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import composite
-from engine.regions import Window
+from engine.removal import composite
+from engine.removal.regions import Window
 
 
 @settings(max_examples=100, deadline=None)

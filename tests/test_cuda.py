@@ -16,7 +16,7 @@ TOL = 1e-4
 
 @pytest.fixture(autouse=True)
 def _no_tf32():
-    from engine.accel import tune_cuda_runtime
+    from engine.sampling.cuda_graphs import tune_cuda_runtime
 
     tune_cuda_runtime(torch.float32)
 
@@ -34,7 +34,7 @@ def test_tiny_unet_on_cuda_matches_golden(tiny_model):
 
 
 def test_full_unet_on_cuda_matches_golden_folded(full_model):
-    from engine.fuse import fold_batch_norms
+    from engine.net.fold import fold_batch_norms
 
     g = golden("unet_full")
     model = fold_batch_norms(copy.deepcopy(full_model)).cuda()
@@ -43,7 +43,7 @@ def test_full_unet_on_cuda_matches_golden_folded(full_model):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_stays_close(full_model, dtype):
-    from engine.fuse import fold_batch_norms
+    from engine.net.fold import fold_batch_norms
 
     g = golden("unet_full")
     model = fold_batch_norms(copy.deepcopy(full_model)).cuda().to(dtype)
@@ -55,8 +55,8 @@ def test_half_precision_stays_close(full_model, dtype):
 
 
 def test_cuda_graph_replay_equals_eager(full_model):
-    from engine.accel import CudaGraphForward
-    from engine.fuse import fold_batch_norms
+    from engine.net.fold import fold_batch_norms
+    from engine.sampling.cuda_graphs import CudaGraphForward
 
     g = golden("unet_full")
     model = fold_batch_norms(copy.deepcopy(full_model)).cuda()
@@ -72,10 +72,11 @@ def test_cuda_graph_replay_equals_eager(full_model):
 
 
 def test_tiny_pipeline_on_cuda_matches_the_cpu(tiny_model, tiny_vae, tiny_inpainter):
-    from engine.device import Placement
-    from engine.inpaint import MoebiusInpainter
-    from engine.sampler import SamplerSettings
-    from engine.vae import Vae
+    from engine.events import drain
+    from engine.net.vae import Vae
+    from engine.sampling.device import Placement
+    from engine.sampling.inpainter import MoebiusInpainter
+    from engine.sampling.sampler import SamplerSettings
     from tests.conftest import REFERENCE
 
     g = golden("pipeline_tiny")
@@ -84,12 +85,7 @@ def test_tiny_pipeline_on_cuda_matches_the_cpu(tiny_model, tiny_vae, tiny_inpain
                            Vae.load(REFERENCE / "tiny_vae", "cuda"), Placement("cuda", "float32"))
 
     def run(inp):
-        gen = inp.inpaint(image, hole, SamplerSettings(), seed=0)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as done:
-                return done.value
+        return drain(inp.inpaint(image, hole, SamplerSettings(), seed=0))[1]
 
     cpu_out, gpu_out = run(tiny_inpainter), run(gpu)
     diff = np.abs(cpu_out.astype(int) - gpu_out.astype(int))

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.device import available_devices, choose
+from engine.sampling.device import available_devices, choose
 
 
 def test_auto_picks_best_available_and_cpu_is_fp32():
@@ -13,7 +13,7 @@ def test_auto_picks_best_available_and_cpu_is_fp32():
 
 
 def test_fast_on_cpu_uses_bf16_only_where_the_cpu_has_it(monkeypatch):
-    from engine import device
+    from engine.sampling import device
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     assert choose("cpu", "fast").dtype == "bfloat16"
@@ -22,7 +22,7 @@ def test_fast_on_cpu_uses_bf16_only_where_the_cpu_has_it(monkeypatch):
 
 
 def test_gpu_qualities(monkeypatch):
-    from engine import device
+    from engine.sampling import device
 
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu", "cuda"])
     assert choose("auto").device == "cuda"
@@ -32,7 +32,7 @@ def test_gpu_qualities(monkeypatch):
 
 
 def test_unavailable_device_is_refused(monkeypatch):
-    from engine import device
+    from engine.sampling import device
 
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
     with pytest.raises(RuntimeError, match="not available"):

@@ -42,7 +42,8 @@ def test_importing_every_engine_module_loads_no_qt():
 
 def test_importing_the_engine_does_not_load_torch():
     """Heavy imports are lazy, so the window can appear before torch loads."""
-    code = "import engine.config, engine.events, engine.device, sys\nprint('torch' in sys.modules)"
+    code = ("import engine.net.config, engine.events, engine.sampling.device, engine.cli.main, "
+            "engine.removal.settings, sys\nprint('torch' in sys.modules)")
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent, check=True
     )

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from engine.fill import filled_state_dict
+from engine.net.weight_fill import filled_state_dict
 
 
 def _check(manifest_path):

@@ -1,4 +1,4 @@
-"""engine.image_io: faithful opening and saving, bad files, atomic saves and masks.
+"""engine.imageio.files: faithful opening and saving, bad files, atomic saves and masks.
 
 Every file is generated in tmp_path. Independent decoders (Pillow for 8-bit, OpenCV for
 16-bit) check what was written, so a writer bug cannot hide behind the matching reader.
@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
-from engine import image_io
 from engine.errors import ImageFileError, MaskError
-from engine.image_16bit import write_png16, write_tiff16
-from engine.image_io import (
+from engine.imageio import files as image_io
+from engine.imageio.files import (
     SUPPORTED_EXTENSIONS,
     is_supported,
     load_image,
@@ -31,7 +30,8 @@ from engine.image_io import (
     save_image,
     to_rgb8,
 )
-from engine.image_write import DEFAULT_JPEG_QUALITY
+from engine.imageio.sixteen_bit import write_png16, write_tiff16
+from engine.imageio.write import DEFAULT_JPEG_QUALITY
 
 ROOT = Path(__file__).resolve().parent.parent
 H, W = 36, 52  # stored size of generated photos (not square, so turns show)
@@ -663,7 +663,7 @@ def test_failed_16bit_save_cleans_up(tmp_path, monkeypatch):
     src = tmp_path / "d.png"
     _make_source("RGB16.png", src)
     image = load_image(src)
-    monkeypatch.setattr("engine.image_write.write_png16", lambda fp, *a, **k: _disk_full(0, fp))
+    monkeypatch.setattr("engine.imageio.write.write_png16", lambda fp, *a, **k: _disk_full(0, fp))
     with pytest.raises(ImageFileError, match="disk is full"):
         save_image(tmp_path / "out.png", image, image.pixels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
@@ -673,7 +673,7 @@ def test_failed_rename_reports_permission(tmp_path, opened, monkeypatch):
     def refuse(src, dst):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("engine.image_write.os.replace", refuse)
+    monkeypatch.setattr("engine.imageio.write.os.replace", refuse)
     with pytest.raises(ImageFileError, match="permission denied"):
         save_image(tmp_path / "out.png", opened, opened.pixels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.png"]
@@ -775,7 +775,7 @@ def test_supported_extensions():
 
 def test_importing_image_io_loads_no_qt_torch_or_opencv():
     heavy = "{'torch', 'cv2', 'PySide6', 'shiboken6'}"
-    code = f"import sys, engine.image_io; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, engine.imageio.files; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -51,7 +51,7 @@ def test_bundled_data_is_resources_and_configs_and_never_weights(recipe):
     assert ("resources/sample.jpg", "resources") in bundled
     assert ("resources/icon.png", "resources") in bundled
     for name in ("moebius.yaml", "tiny.yaml", "pixelhacker_vae.json"):
-        assert (f"engine/configs/{name}", "engine/configs") in bundled
+        assert (f"engine/net/configs/{name}", "engine/net/configs") in bundled
     for src, dest in pairs:
         assert Path(src).is_file()
         assert not recipe.is_weight_file(src) and not src.endswith(".py")
@@ -83,14 +83,14 @@ def test_trimming_drops_test_programs_headers_and_weights_only(recipe):
         ("torch/include/ATen/core.h", "/x", "DATA"),
         ("PySide6/Qt/translations/qtbase_de.qm", "/x", "DATA"),
         ("resources/sample.jpg", "/x", "DATA"),
-        ("engine/configs/moebius.yaml", "/x", "DATA"),
+        ("engine/net/configs/moebius.yaml", "/x", "DATA"),
         ("somepkg/model.safetensors", "/x", "DATA"),
         ("PySide6\\Qt\\plugins\\platforms\\qwindows.dll", "/x", "BINARY"),
     ]
     kept = [dest for dest, *_ in recipe.trimmed(toc)]
     assert kept == ["torch/lib/libtorch_cpu.so", "torch/bin/torch_shm_manager",
                     "torch/bin/asmjit.dll", "resources/sample.jpg",
-                    "engine/configs/moebius.yaml",
+                    "engine/net/configs/moebius.yaml",
                     "PySide6\\Qt\\plugins\\platforms\\qwindows.dll"]
 
 

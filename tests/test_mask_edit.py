@@ -1,4 +1,4 @@
-"""The pure mask model (engine.mask_edit) and the document's composite edits."""
+"""The pure mask model (engine.document.mask) and the document's composite edits."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.document import CompositeEdit, Document, ImagePatch
+from engine.document.document import CompositeEdit, Document, ImagePatch
+from engine.document.mask import MaskModel, MaskPatch, decode_bits_into, encode_bits
 from engine.errors import MaskError
-from engine.mask_edit import MaskModel, MaskPatch, decode_bits_into, encode_bits
 
 W, H = 64, 48
 

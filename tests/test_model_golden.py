@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from engine.config import MoebiusConfig
-from engine.model import RemovalModel
+from engine.net.config import MoebiusConfig
+from engine.net.model import RemovalModel
 from tests.conftest import golden, max_rel
 
 TOL = 1e-4
@@ -115,8 +115,8 @@ def test_wrong_input_size_gets_a_clear_error(tiny_model):
 def test_folded_batch_norms_give_the_same_outputs(tiny_model):
     import copy
 
-    from engine.fuse import fold_batch_norms
-    from engine.model import BatchNorm
+    from engine.net.fold import fold_batch_norms
+    from engine.net.model import BatchNorm
 
     folded = fold_batch_norms(copy.deepcopy(tiny_model))
     assert not any(isinstance(m, BatchNorm) for m in folded.modules())
@@ -130,7 +130,7 @@ def test_folded_batch_norms_give_the_same_outputs(tiny_model):
 def test_folded_full_unet_matches_golden(full_model):
     import copy
 
-    from engine.fuse import fold_batch_norms
+    from engine.net.fold import fold_batch_norms
 
     folded = fold_batch_norms(copy.deepcopy(full_model))
     g = golden("unet_full")

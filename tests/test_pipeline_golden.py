@@ -5,21 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine.reference import reference_call
-from engine.sampler import SamplerSettings, denoise, make_scheduler, timesteps_for
+from engine.events import drain
+from engine.sampling.sampler import SamplerSettings, denoise, make_scheduler, timesteps_for
 from tests.conftest import golden, max_rel
+from tests.reference_pipeline import reference_call
 
 TOL = 1e-4
 
 
-def run(gen):
-    """Drive a generator to completion; return (yielded items, return value)."""
-    items = []
-    while True:
-        try:
-            items.append(next(gen))
-        except StopIteration as stop:
-            return items, stop.value
+run = drain  # (yielded items, return value)
 
 
 def test_tiny_vae_matches_golden(tiny_vae):

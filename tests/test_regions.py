@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.regions import plan_regions, split_long, window_for
+from engine.removal.regions import plan_regions, split_long, window_for
 
 
 @st.composite

@@ -5,9 +5,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from engine.composite import dilate
 from engine.events import CancelToken, Done, Failed, Progress
-from engine.removal import EngineHost, RemovalJob, run_removal
+from engine.removal.composite import dilate
+from engine.removal.job import RemovalJob
+from engine.removal.run import EngineHost, run_removal
+from engine.removal.settings import RemovalSettings
 from tests.photos import RED, red_fraction, scene, with_object
 
 SIZES = [(300, 200), (4000, 3000), (6000, 500), (8000, 6000)]
@@ -51,7 +53,7 @@ def _check_result(img, mask, result, engine):
 def test_quick_engine_removes_at_full_resolution(w, h):
     img, mask = with_object(scene(w, h), _object_box(w, h))
     before = _digest(img)
-    events = _run(RemovalJob(img, mask, engine="quick"))
+    events = _run(RemovalJob(img, mask, RemovalSettings(engine="quick")))
     assert isinstance(events[-1], Done), events[-1]
     _check_result(img, mask, events[-1].result, "quick")
     assert _digest(img) == before  # the job never modifies its input
@@ -60,7 +62,7 @@ def test_quick_engine_removes_at_full_resolution(w, h):
 @pytest.mark.parametrize("w,h", SIZES)
 def test_tiny_moebius_removes_at_full_resolution(w, h, tiny_host):
     img, mask = with_object(scene(w, h, seed=1), _object_box(w, h))
-    events = _run(RemovalJob(img, mask, engine="moebius", steps=4), tiny_host)
+    events = _run(RemovalJob(img, mask, RemovalSettings(engine="moebius", steps=4)), tiny_host)
     assert isinstance(events[-1], Done), events[-1]
     result = events[-1].result
     assert "Moebius" in result.engine
@@ -77,7 +79,7 @@ def test_thin_strokes_and_border_masks_are_filled(tiny_host):
     mask[1199, 700:900] = True  # one pixel on the bottom edge
     img[mask] = RED  # the "object" is exactly the brushed pixels
     for engine, host in (("quick", None), ("moebius", tiny_host)):
-        events = _run(RemovalJob(img, mask, engine=engine, steps=2), host)
+        events = _run(RemovalJob(img, mask, RemovalSettings(engine=engine, steps=2)), host)
         out = events[-1].result.apply_to(img)
         assert not (out[mask] == RED).all(-1).any(), engine  # no brushed pixel left
 
@@ -85,7 +87,7 @@ def test_thin_strokes_and_border_masks_are_filled(tiny_host):
 @pytest.mark.parametrize("dtype,alpha", [(np.uint8, True), (np.uint16, False), (np.uint16, True)])
 def test_alpha_and_16_bit_photos(dtype, alpha):
     img, mask = with_object(scene(640, 480, dtype=dtype, alpha=alpha), (300, 200, 360, 260))
-    events = _run(RemovalJob(img, mask, engine="quick"))
+    events = _run(RemovalJob(img, mask, RemovalSettings(engine="quick")))
     out = _check_result(img, mask, events[-1].result, "quick")
     if alpha:
         assert np.array_equal(out[..., 3], img[..., 3])
@@ -98,7 +100,7 @@ def test_several_regions_are_all_filled():
     for b in boxes:
         img, m = with_object(img, b)
         mask |= m
-    events = _run(RemovalJob(img, mask, engine="quick"))
+    events = _run(RemovalJob(img, mask, RemovalSettings(engine="quick")))
     result = events[-1].result
     assert result.regions == 3
     _check_result(img, mask, result, "quick")
@@ -110,8 +112,8 @@ def test_colour_match_reduces_the_seam(tiny_host):
     inner = dilate(mask, 6) & ~mask  # the feathered band next to the hole
     seams = []
     for match in (False, True):
-        out = _run(RemovalJob(img, mask, engine="moebius", steps=2, colour_match=match),
-                   tiny_host)[-1].result.apply_to(img)
+        settings = RemovalSettings(engine="moebius", steps=2, colour_match=match)
+        out = _run(RemovalJob(img, mask, settings), tiny_host)[-1].result.apply_to(img)
         seams.append(abs(out[inner].astype(float).mean() - img[ring].astype(float).mean()))
     assert seams[1] <= seams[0]
 
@@ -121,7 +123,8 @@ def test_cancel_mid_job_changes_nothing(tiny_host):
     before = _digest(img)
     cancel = CancelToken()
     events = []
-    for e in run_removal(RemovalJob(img, mask, engine="moebius", steps=10), cancel, tiny_host):
+    job = RemovalJob(img, mask, RemovalSettings(engine="moebius", steps=10))
+    for e in run_removal(job, cancel, tiny_host):
         events.append(e)
         if isinstance(e, Progress) and e.stage == "denoising" and e.step == 2:
             cancel.cancel()
@@ -134,13 +137,13 @@ def test_cancel_mid_job_changes_nothing(tiny_host):
 def test_bad_masks_fail_with_a_clear_message(mask_shape, needle):
     img = scene(64, 48)
     mask = np.zeros(mask_shape or (48, 64), bool)
-    events = list(run_removal(RemovalJob(img, mask, engine="quick")))
+    events = list(run_removal(RemovalJob(img, mask, RemovalSettings(engine="quick"))))
     assert isinstance(events[-1], Failed) and needle in events[-1].message
 
 
 def test_same_seed_same_result_and_the_model_stays_loaded(tiny_host):
     img, mask = with_object(scene(400, 300), (150, 100, 250, 200))
-    job = RemovalJob(img, mask, engine="moebius", steps=2, seed=5)
+    job = RemovalJob(img, mask, RemovalSettings(engine="moebius", steps=2, seed=5))
     a = _run(job, tiny_host)
     b = _run(job, tiny_host)
     assert not any(isinstance(e, Progress) and e.stage == "loading" for e in b)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import zoo
 from engine.errors import (
     Cancelled,
     CheckpointError,
@@ -25,7 +24,8 @@ from engine.errors import (
     WeightsMissing,
 )
 from engine.events import CancelToken
-from engine.weights import MARKER, VAE_CONFIG, Status, WeightStore, models_root
+from engine.weights import zoo
+from engine.weights.store import MARKER, VAE_CONFIG, Status, WeightStore, models_root
 from tests.fakehub import FakeHub, free_port
 
 UNET = "ft_places2/diffusion_pytorch_model.bin"
@@ -77,7 +77,7 @@ def hub(served_files, monkeypatch, tmp_path):
 
 @pytest.fixture
 def store(tmp_path, reference_dir) -> WeightStore:
-    from engine.config import MoebiusConfig
+    from engine.net.config import MoebiusConfig
 
     return WeightStore(
         tmp_path / "models", config=MoebiusConfig.tiny(),
@@ -117,7 +117,7 @@ def test_zoo_names_and_aliases():
 
 def test_importing_the_manager_loads_neither_torch_nor_the_hub_client():
     code = (
-        "import sys, engine.zoo, engine.weights, engine.cli_models\n"
+        "import sys, engine.weights.zoo, engine.weights.store, engine.cli.models\n"
         "print([m for m in ('torch', 'huggingface_hub', 'httpx') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -259,7 +259,7 @@ def test_server_down_gives_the_manual_route(hub, store, monkeypatch):
 def test_not_enough_disk_space(hub, store, monkeypatch):
     import shutil
 
-    from engine import weights
+    from engine.weights import store as weights
 
     monkeypatch.setattr(weights.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 10))
     with pytest.raises(DiskFull, match="not enough disk space"):
@@ -387,7 +387,7 @@ def test_models_root_precedence(monkeypatch, tmp_path):
 
 
 def cli(store, *argv) -> int:
-    from engine import cli_models
+    from engine.cli import models as cli_models
 
     parser = argparse.ArgumentParser()
     cli_models.add_parser(parser.add_subparsers(dest="command"))
@@ -422,7 +422,7 @@ def test_cli_commands(hub, store, tiny_weights, capsys, tmp_path):
 
 
 def test_cli_uses_models_dir_option(tmp_path, capsys):
-    from engine import cli_models
+    from engine.cli import models as cli_models
 
     parser = argparse.ArgumentParser()
     cli_models.add_parser(parser.add_subparsers(dest="command"))

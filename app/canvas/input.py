@@ -1,0 +1,169 @@
+"""Mouse and keyboard handling of the canvas (a mixin of MaskCanvas, split out for size).
+
+Left button: the current tool; with Alt the opposite (erase with brush, rectangle and
+lasso; paint with the eraser). Shift+click with brush/eraser: a straight line from where
+the last stroke ended. Middle button, or Space + left button: pan. Wheel: zoom around the
+cursor. Escape: cancel the drag in progress.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+
+from app.canvas.view import STEP_NAMES, Tool, wheel_zoom
+
+
+class CanvasInputMixin:
+    """Event handlers; state and drawing live in MaskCanvas."""
+
+    def resizeEvent(self, event) -> None:
+        if self._fit_mode:
+            self.fitToWindow()
+        else:  # keep the photo point at the centre where it was
+            delta = event.size() - event.oldSize()
+            if event.oldSize().isValid():
+                self._offset += QPointF(delta.width() / 2, delta.height() / 2)
+            self._view_changed()
+        super().resizeEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        if delta and self._photo is not None:
+            self.setZoom(wheel_zoom(self._zoom, delta), event.position())
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self._doc is None or self._drag is not None:
+            return
+        button, pos = event.button(), event.position()
+        if button == Qt.MouseButton.MiddleButton or (
+            button == Qt.MouseButton.LeftButton and self._space
+        ):
+            self._drag, self._pan_from = "pan", pos
+        elif button == Qt.MouseButton.LeftButton:
+            self._start_tool_drag(event)
+        else:
+            event.ignore()
+            return
+        self._update_cursor()
+
+    def _start_tool_drag(self, event: QMouseEvent) -> None:
+        mods = event.modifiers()
+        alt = bool(mods & Qt.KeyboardModifier.AltModifier)
+        point = self.mapToImage(event.position())
+        self.setOverlayVisible(True)  # painting blind helps nobody
+        if self._tool in (Tool.BRUSH, Tool.ERASER):
+            self._drag_erase = (self._tool == Tool.ERASER) != alt
+            radius = self._brush / 2
+            mask = self._doc.mask
+            if mods & Qt.KeyboardModifier.ShiftModifier and self._last_stroke_end:
+                dirty = mask.begin_stroke(self._last_stroke_end, radius, self._drag_erase)
+                self._mask_region_changed(dirty)
+                dirty = mask.stroke_segment((point.x(), point.y()))
+            else:
+                dirty = mask.begin_stroke((point.x(), point.y()), radius, self._drag_erase)
+            self._drag = "paint"
+            self._last_stroke_end = (point.x(), point.y())
+            self._mask_region_changed(dirty)
+        else:
+            self._drag_erase = alt
+            self._drag = "rect" if self._tool == Tool.RECT else "lasso"
+            self._drag_points = [point, point] if self._drag == "rect" else [point]
+            self.update()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        self._update_ring()
+        self._hover = pos
+        self._update_ring()
+        if self._drag == "pan":
+            self._offset += pos - self._pan_from
+            self._pan_from = pos
+            self._view_changed()
+        elif self._drag == "paint":
+            point = self.mapToImage(pos)
+            self._last_stroke_end = (point.x(), point.y())
+            self._mask_region_changed(self._doc.mask.stroke_segment(self._last_stroke_end))
+        elif self._drag == "rect":
+            self._drag_points[1] = self.mapToImage(pos)
+            self.update()
+        elif self._drag == "lasso":
+            point = self.mapToImage(pos)
+            last = self._drag_points[-1]
+            # Skip points closer than 1.5 screen px: they add nothing but work.
+            if (point - last).manhattanLength() * self._zoom >= 1.5:
+                self._drag_points.append(point)
+                self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        buttons = [Qt.MouseButton.LeftButton]
+        if self._drag == "pan":
+            buttons.append(Qt.MouseButton.MiddleButton)
+        if self._drag is not None and event.button() in buttons:
+            self._end_drag(commit=True)
+
+    def _end_drag(self, commit: bool) -> None:
+        """Finish (commit=True) or cancel the drag in progress, if any."""
+        drag, self._drag = self._drag, None
+        if drag == "paint":
+            mask = self._doc.mask
+            if commit:
+                patch = mask.end_stroke()
+                if patch is not None:
+                    self._push_mask(patch, STEP_NAMES[self._tool][self._drag_erase])
+            else:
+                self._mask_region_changed(mask.cancel_stroke())
+        elif drag in ("rect", "lasso") and commit:
+            pts = self._drag_points
+            mask = self._doc.mask
+            if drag == "rect":
+                a, b = pts
+                patch = mask.fill_rect(a.x(), a.y(), b.x(), b.y(), erase=self._drag_erase)
+            else:
+                patch = mask.fill_polygon([(p.x(), p.y()) for p in pts], self._drag_erase)
+            if patch is not None:
+                self._push_mask(patch, STEP_NAMES[self._tool][self._drag_erase])
+                self._mask_region_changed(patch.bbox)
+        if drag in ("rect", "lasso"):
+            self._drag_points = []
+            self.update()
+        self._update_cursor()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self._update_cursor()
+        elif event.key() == Qt.Key.Key_Escape and self._drag is not None:
+            self._end_drag(commit=False)
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self._update_cursor()
+        else:
+            super().keyReleaseEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self._update_ring()
+        self._hover = None
+        super().leaveEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self._space = False  # the release may go to another window
+        self._update_cursor()
+        super().focusOutEvent(event)
+
+    def _update_cursor(self) -> None:
+        shape = Qt.CursorShape
+        if self._drag == "pan":
+            cursor = shape.ClosedHandCursor
+        elif self._space:
+            cursor = shape.OpenHandCursor
+        elif self._tool in (Tool.BRUSH, Tool.ERASER) and self._doc is not None:
+            cursor = shape.BlankCursor  # the ring drawn in paintEvent is the cursor
+        else:
+            cursor = shape.CrossCursor
+        self.setCursor(cursor)

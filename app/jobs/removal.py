@@ -1,0 +1,151 @@
+"""The removal workflow on the GUI side: snapshot the open photo into a job, run it on
+the worker, report progress, and apply the result to that same photo as one undoable step.
+
+Each submitted removal is a `RemovalRun`: the photo that started it, the job, and the
+worker's handle, with bound slots for the handle's signals. A result goes to the run's own
+photo (`OpenPhoto.apply_removal`), never to whatever photo is on screen by then.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.jobs.worker import JobHandle, Worker
+from app.open_photo import OpenPhoto
+from app.settings import Settings
+from engine.eta import Eta, format_eta
+from engine.events import Done, Failed, Progress
+from engine.removal.job import RemovalJob, RemovalResult
+from engine.removal.run import run_removal
+
+log = logging.getLogger(__name__)
+
+
+class RemovalRun(QObject):
+    """One removal job of one photo, from submit to its last event."""
+
+    def __init__(self, controller: RemovalController, photo: OpenPhoto, job: RemovalJob,
+                 handle: JobHandle):
+        super().__init__(controller)
+        self.controller, self.photo, self.job, self.handle = controller, photo, job, handle
+        self.eta = Eta()
+        handle.progress.connect(self._on_progress)
+        handle.done.connect(self._on_done)
+        handle.failed.connect(self._on_failed)
+        handle.cancelled.connect(self._on_cancelled)
+        handle.finished.connect(self._on_finished)
+        photo.adopt(handle)
+
+    @property
+    def visible(self) -> bool:
+        """Events of a closed photo's job are not shown (it was cancelled with the photo)."""
+        return not self.photo.closed
+
+    @Slot(object)
+    def _on_progress(self, event: Progress) -> None:
+        if self.visible and not self.handle.cancel_requested:
+            self.controller.progress.emit(event.fraction, self._text(event))
+
+    def _text(self, event: Progress) -> str:
+        text = event.message
+        if event.stage == "denoising" and event.total > 1:
+            text += f" step {event.step}/{event.total}"
+        eta = self.eta.remaining(event.fraction, event.stage)
+        if eta is not None:
+            text += f" · about {format_eta(eta)} left"
+        return text
+
+    @Slot(object)
+    def _on_done(self, event: Done) -> None:
+        result: RemovalResult = event.result
+        name = "Remove object" if result.regions == 1 else f"Remove {result.regions} objects"
+        if not self.photo.apply_removal(self.handle, self.job, result, name):
+            return
+        self.controller.deviceChanged.emit(result.engine)
+        self.controller.finished.emit(f"Removed in {result.seconds:.1f} s with "
+                                      f"{result.engine} (seed {result.seed}).")
+
+    @Slot(object)
+    def _on_failed(self, event: Failed) -> None:
+        if self.visible:
+            self.controller.failed.emit(event)
+
+    @Slot(object)
+    def _on_cancelled(self, event: Failed) -> None:
+        if self.visible:
+            self.controller.failed.emit(event)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self.controller._run_finished(self)
+
+
+class RemovalController(QObject):
+    started = Signal()
+    progress = Signal(float, str)  # fraction, "Removing… step 7/19 · about 0:42 left"
+    finished = Signal(str)  # a status-bar message
+    failed = Signal(object)  # Failed (check .cancelled and .error)
+    ended = Signal()  # a job of the shown photo ended, whatever the outcome
+    deviceChanged = Signal(str)  # e.g. "Moebius ft_places2 · CPU fp32"
+
+    def __init__(self, worker: Worker, settings: Settings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.worker, self.settings = worker, settings
+        self._runs: list[RemovalRun] = []
+
+    def running(self, photo: OpenPhoto | None) -> bool:
+        """True while a removal of `photo` is queued or running."""
+        return any(r.photo is photo for r in self._runs)
+
+    def start(self, photo: OpenPhoto | None) -> str | None:
+        """Start removing what the photo's mask marks; returns why it cannot, or None."""
+        if photo is None:
+            return "Open a photo first."
+        if self.running(photo):
+            return "A removal is already running."
+        if not photo.document.mask.any():
+            return "Paint over what should disappear first."
+        self._submit(photo, photo.snapshot(self.settings.removal_settings()))
+        return None
+
+    def can_try_again(self, photo: OpenPhoto | None) -> bool:
+        return photo is not None and photo.last_removal() is not None
+
+    def try_again(self, photo: OpenPhoto | None) -> str | None:
+        """Undo the photo's last removal and run it again with a new seed."""
+        if photo is None or self.running(photo):
+            return "A removal is already running." if photo else "Open a photo first."
+        job = photo.last_removal()
+        if job is None:
+            return "Nothing to try again: make a removal first."
+        photo.history.undo()
+        self._submit(photo, job.with_seed(random.randrange(2**31)))
+        return None
+
+    def cancel(self, photo: OpenPhoto | None) -> None:
+        for run in self._runs:
+            if run.photo is photo:
+                run.handle.cancel()
+
+    def _submit(self, photo: OpenPhoto, job: RemovalJob) -> None:
+        handle = self.worker.submit(_removal_events(job), f"removal on {photo.name}")
+        self._runs.append(RemovalRun(self, photo, job, handle))
+        self.started.emit()
+
+    def _run_finished(self, run: RemovalRun) -> None:
+        self._runs.remove(run)
+        run.deleteLater()
+        if run.visible:
+            self.ended.emit()
+
+
+def _removal_events(job: RemovalJob):
+    """The worker's job callable for one removal (no closure over GUI objects)."""
+
+    def make_events(cancel, host):
+        return run_removal(job, cancel, host)
+
+    return make_events

@@ -1,0 +1,151 @@
+"""`OpenPhoto`: one open photo and everything that belongs to it.
+
+The picture as it was opened (for faithful saving), its path, the document (pixels +
+mask), the undo history, the saved/unsaved state, and the jobs started on it. A removal's
+result can only be applied here, to the photo whose job made it: the job's handle is
+adopted by this photo, and closing the photo cancels its jobs and refuses late results.
+
+Qt-light: a QObject for its signals and a QUndoStack for the history, no widgets, so it
+is tested without a window.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.history import CompositeEditCommand, HistoryStack, PatchCommand
+from app.jobs.worker import JobHandle
+from engine.document.box import Box
+from engine.document.document import Document
+from engine.imageio.files import LoadedImage, load_image
+from engine.removal.job import RemovalJob, RemovalResult
+from engine.removal.settings import RemovalSettings
+
+log = logging.getLogger(__name__)
+
+
+class OpenPhoto(QObject):
+    # A removal changed (or undo/redo restored) pixels and/or the mask: boxes to redraw.
+    regionChanged = Signal(object, object)  # image box | None, mask box | None
+    jobsChanged = Signal()  # a job of this photo started or finished
+    pathChanged = Signal()
+
+    def __init__(self, document: Document, loaded: LoadedImage | None = None,
+                 path: Path | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.document = document
+        self.loaded = loaded  # what was opened: format, metadata, original pixels
+        self.path = path
+        self.history = HistoryStack(self)
+        self.confirmed_overwrite = False  # Save over the opened file asked once per photo
+        self.closed = False
+        self._jobs: list[JobHandle] = []  # running or queued
+        self._job_ids: set[int] = set()  # every job ever started on this photo
+        self._last_removal: tuple[RemovalJob, PatchCommand] | None = None
+
+    @classmethod
+    def open(cls, path: Path, parent: QObject | None = None) -> OpenPhoto:
+        """Read a photo file (ImageFileError if it cannot be read)."""
+        loaded = load_image(path)
+        document = Document(np.array(loaded.pixels))  # the document owns a writable copy
+        return cls(document, loaded, Path(path), parent)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else "Untitled"
+
+    @property
+    def is_modified(self) -> bool:
+        """Unsaved changes to the pixels (a painted mask alone is not a change to save)."""
+        return not self.history.isClean()
+
+    @property
+    def original_pixels(self) -> np.ndarray | None:
+        return self.loaded.pixels if self.loaded is not None else None
+
+    def set_path(self, path: Path) -> None:
+        self.path = path
+        self.pathChanged.emit()
+
+    def mark_saved(self) -> None:
+        self.history.setClean()
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def snapshot(self, settings: RemovalSettings) -> RemovalJob:
+        """A removal job of the photo as it is now: painting (and undo) stay possible
+        while the job runs, because the job holds copies."""
+        return RemovalJob(np.array(self.document.pixels),
+                          np.array(self.document.mask.array, dtype=bool), settings)
+
+    def adopt(self, handle: JobHandle) -> None:
+        """`handle` is a job started on this photo: it is cancelled when the photo closes."""
+        if self.closed:
+            handle.cancel()
+            return
+        self._jobs.append(handle)
+        self._job_ids.add(handle.id)
+        handle.finished.connect(self._job_finished)
+        self.jobsChanged.emit()
+
+    def jobs(self) -> list[JobHandle]:
+        return [h for h in self._jobs if not h.is_finished]
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs())
+
+    def owns(self, handle: JobHandle) -> bool:
+        return handle.id in self._job_ids
+
+    @Slot()
+    def _job_finished(self) -> None:
+        self._jobs = [h for h in self._jobs if not h.is_finished]
+        self.jobsChanged.emit()
+
+    def close(self) -> None:
+        """Cancel this photo's jobs; their results will never be applied anywhere."""
+        self.closed = True
+        for handle in self._jobs:
+            handle.cancel()
+        self._last_removal = None
+
+    # -- removal results ------------------------------------------------------------------
+
+    def apply_removal(self, handle: JobHandle, job: RemovalJob, result: RemovalResult,
+                      name: str) -> bool:
+        """Write `result` into this photo as one undoable step, clearing the mask the job
+        removed (strokes painted meanwhile stay). Refused (False) when the job is not this
+        photo's or the photo is closed."""
+        if self.closed or not self.owns(handle):
+            log.warning("a removal result for another photo was refused")
+            return False
+        if job.image.shape != self.document.pixels.shape:
+            log.warning("a removal result of another size was refused")
+            return False
+        edit = self.document.replace_region(result.box, result.pixels, job.mask)
+        if edit is None:
+            return False
+        command = CompositeEditCommand(self.document, edit, name, self._region_changed)
+        self.history.push(command)
+        self._region_changed(edit.image and edit.image.bbox, edit.mask and edit.mask.bbox)
+        self._last_removal = (job, command)
+        return True
+
+    def _region_changed(self, image_box: Box | None, mask_box: Box | None) -> None:
+        self.regionChanged.emit(image_box, mask_box)
+
+    def last_removal(self) -> RemovalJob | None:
+        """The job of the newest step in the history when that step is a removal (what
+        *Try again* re-runs), else None."""
+        if self._last_removal is None:
+            return None
+        job, command = self._last_removal
+        index = self.history.index()
+        return job if index > 0 and self.history.command(index - 1) is command else None

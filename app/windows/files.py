@@ -1,0 +1,196 @@
+"""Opening and saving photos from the main window (a mixin of MainWindow).
+
+Originals are never overwritten without an explicit Save that the person confirms;
+every write goes through the engine's atomic `save_image`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.open_photo import OpenPhoto
+from app.resources import SAMPLE_PHOTO
+from engine.about import APP_NAME as APP
+from engine.errors import MoebiusError
+from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
+
+log = logging.getLogger(__name__)
+
+SAVE_FILTERS = {
+    "JPEG (*.jpg *.jpeg)": ".jpg",
+    "PNG (*.png)": ".png",
+    "WebP (*.webp)": ".webp",
+    "TIFF (*.tif *.tiff)": ".tif",
+    "BMP (*.bmp)": ".bmp",
+}
+
+
+class FileActions:
+    """The main window's file menu. Holds no state: the open photo (`self.photo`, an
+    OpenPhoto) does. Needs: self.photo, self.settings, self.welcome, self.set_photo()."""
+
+    @staticmethod
+    def image_filter() -> str:
+        patterns = " ".join(f"*{e}" for e in SUPPORTED_EXTENSIONS)
+        return f"Photos ({patterns});;All files (*)"
+
+    def _folder(self) -> Path:
+        if self.photo is not None and self.photo.path is not None:
+            return self.photo.path.parent
+        recent = self.settings.recent_files
+        return Path(recent[0]).parent if recent else Path.home()
+
+    # -- open -----------------------------------------------------------------------------
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photo", str(self._folder()),
+                                              self.image_filter())
+        if path:
+            self.open_path(Path(path))
+
+    def open_sample(self) -> None:
+        self.open_path(SAMPLE_PHOTO)
+
+    def open_path(self, path: Path) -> bool:
+        """Open a photo (after asking about unsaved changes). False if it did not open."""
+        if not self.confirm_discard():
+            return False
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            photo = OpenPhoto.open(Path(path))
+        except MoebiusError as exc:
+            QGuiApplication.restoreOverrideCursor()
+            QMessageBox.warning(self, APP, str(exc))
+            return False
+        QGuiApplication.restoreOverrideCursor()
+        self.set_photo(photo)  # closes the previous photo, cancelling its jobs
+        if Path(path) != SAMPLE_PHOTO:
+            self.settings.add_recent(str(Path(path).resolve()))
+            self.welcome.setRecent(self.settings.recent_files)
+        self.statusBar().showMessage(f"Opened {Path(path).name}", 4000)
+        return True
+
+    def close_photo(self) -> None:
+        if not self.confirm_discard():
+            return
+        self.set_photo(None)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_files:
+            action = self.recent_menu.addAction(Path(p).name)
+            action.setToolTip(p)
+            action.triggered.connect(lambda _=False, p=p: self.open_path(Path(p)))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self.welcome.setRecent([])
+
+    # -- save -----------------------------------------------------------------------------
+
+    def save(self) -> bool:
+        photo = self.photo
+        if photo is None:
+            return False
+        if photo.path is None or photo.path == SAMPLE_PHOTO or not photo.path.parent.exists():
+            return self.save_as()
+        if not photo.confirmed_overwrite:
+            box = QMessageBox(QMessageBox.Icon.Question, APP,
+                              f"Replace the original {photo.path.name}?",
+                              parent=self)
+            box.setInformativeText("The original photo is replaced by the edited one. "
+                                   "Choose Save As to keep the original.")
+            replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+            save_as = box.addButton("Save As…", QMessageBox.ButtonRole.ActionRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is save_as:
+                return self.save_as()
+            if box.clickedButton() is not replace:
+                return False
+            photo.confirmed_overwrite = True
+        return self._write(photo.path, mark_clean=True)
+
+    def save_as(self) -> bool:
+        target = self._ask_target("Save as", suffix="-clean")
+        if target is None:
+            return False
+        if self._write(target, mark_clean=True):
+            self.photo.set_path(target)
+            self.photo.confirmed_overwrite = True  # the person chose this file
+            self.settings.add_recent(str(target.resolve()))
+            return True
+        return False
+
+    def export(self) -> bool:
+        target = self._ask_target("Export a copy", suffix="-clean")
+        return target is not None and self._write(target, mark_clean=False)
+
+    def _ask_target(self, title: str, suffix: str) -> Path | None:
+        if self.photo is None:
+            return None
+        src = self.photo.path or Path("photo.jpg")
+        ext = src.suffix.lower() if is_supported(src) else ".png"
+        default = self._folder() / f"{src.stem}{suffix}{ext}"
+        wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
+                       .replace(".tiff", ".tif")), None)
+        path, chosen = QFileDialog.getSaveFileName(self, title, str(default),
+                                                   ";;".join(SAVE_FILTERS), wanted or "")
+        if not path:
+            return None
+        path = Path(path)
+        if not is_supported(path):
+            path = path.with_suffix(SAVE_FILTERS.get(chosen, ".png"))
+        return path
+
+    def _write(self, target: Path, mark_clean: bool) -> bool:
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            save_image(target, self.photo.loaded, np.asarray(self.photo.document.pixels),
+                       overwrite=True)
+        except MoebiusError as exc:
+            QGuiApplication.restoreOverrideCursor()
+            QMessageBox.warning(self, APP, f"Could not save: {exc}")
+            return False
+        QGuiApplication.restoreOverrideCursor()
+        if mark_clean:
+            self.photo.mark_saved()
+        self.statusBar().showMessage(f"Saved {target}", 6000)
+        log.info("saved %s", target)
+        return True
+
+    def confirm_discard(self) -> bool:
+        """True if there is nothing unsaved, or the person saved or chose to discard it."""
+        if self.photo is None or not self.photo.is_modified:
+            return True
+        answer = QMessageBox.question(
+            self, APP, f"Save the changes to {self.photo.name}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    # -- drag and drop --------------------------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and is_supported(urls[0].toLocalFile()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+            self.open_path(Path(urls[0].toLocalFile()))

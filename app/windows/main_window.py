@@ -1,0 +1,537 @@
+"""The main window: canvas, menus, toolbar, status bar, files, and the removal workflow.
+
+The window shows one `OpenPhoto` at a time (`self.photo`), which owns everything about
+that photo. The GUI thread only paints and dispatches: removals, downloads and batches
+run on the `Worker`'s thread (see app/jobs/worker.py, app/jobs/removal.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSlider,
+    QStackedWidget,
+    QToolButton,
+)
+
+from app.canvas.widget import MaskCanvas
+from app.history import HistoryStack
+from app.icons import icon
+from app.jobs.removal import RemovalController
+from app.jobs.worker import Worker
+from app.open_photo import OpenPhoto
+from app.settings import Settings
+from app.windows.dialogs import ModelDialog, PreferencesDialog
+from app.windows.files import FileActions
+from app.windows.history_panel import HistoryPanel
+from app.windows.welcome import WelcomePage
+from engine.about import APP_NAME as APP
+from engine.errors import MoebiusError, WeightsMissing
+from engine.events import Failed
+from engine.removal.run import EngineHost
+from engine.weights import zoo
+
+log = logging.getLogger(__name__)
+
+COMPARE_KEY = Qt.Key.Key_Backslash  # hold to see the original, as in many photo editors
+
+
+class MainWindow(FileActions, QMainWindow):
+    def __init__(self, settings: Settings | None = None, store=None,
+                 host: EngineHost | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self._store = store
+        self.worker = Worker(host or EngineHost(loader=self._load_model), self)
+        self.canvas = MaskCanvas(self)
+        self.jobs = RemovalController(self.worker, self.settings, self)
+        self._closing = False
+        self.photo: OpenPhoto | None = None
+        self.welcome = WelcomePage()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.canvas)
+        self.setCentralWidget(self.stack)
+        self.setAcceptDrops(True)
+        self.resize(1280, 820)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._build_history_dock()
+        self._connect()
+        self.welcome.setRecent(self.settings.recent_files)
+        self._update_title()
+        self._update_enabled()
+        self.canvas.installEventFilter(self)
+
+    # -- weights and the model ------------------------------------------------------------
+
+    def store(self):
+        """The weights store for the configured models folder."""
+        if self._store is None:
+            from engine.weights.store import WeightStore
+
+            self._store = WeightStore(self.settings.models_dir or None)
+        return self._store
+
+    def _load_model(self, variant: str, placement):
+        """Runs on the worker thread when a removal first needs the network."""
+        from engine.sampling.inpainter import MoebiusInpainter
+
+        unet, vae = self.store().paths(variant)
+        return MoebiusInpainter.load(unet, vae, placement)
+
+    def ensure_model(self) -> bool:
+        """True when the chosen engine can run now; offers download/import/Quick if not."""
+        choice = self.settings.engine_choice
+        if choice == "quick":
+            return True
+        try:
+            self.store().paths(choice)
+            return True
+        except MoebiusError:
+            pass
+        dialog = ModelDialog(choice, self.store(), self.worker, self)
+        accepted = dialog.exec() == ModelDialog.DialogCode.Accepted
+        if dialog.use_quick:
+            self.set_engine_choice("quick")
+            return True
+        return accepted
+
+    def set_engine_choice(self, choice: str) -> None:
+        self.settings.engine_choice = choice
+        for action in self.engine_group.actions():
+            action.setChecked(action.data() == choice)
+        self._update_status()
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _action(self, text, slot, shortcut=None, icon_name=None, tip=None, checkable=False):
+        action = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        action.setCheckable(checkable)
+        names = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText)
+                           for k in (shortcut if isinstance(shortcut, list) else
+                                     [shortcut] if shortcut is not None else []))
+        tip = tip or text.replace("…", "")
+        action.setToolTip(f"{tip} ({names})" if names else tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        std = QKeySequence.StandardKey
+        a = self._action
+        self.a_open = a("&Open…", self.open_dialog, std.Open, "file.open")
+        self.a_sample = a("Open the &sample photo", self.open_sample)
+        self.a_save = a("&Save", self.save, std.Save, "file.save",
+                        "Save over the opened file (asks first)")
+        self.a_save_as = a("Save &As…", self.save_as, std.SaveAs, "file.save_as")
+        self.a_export = a("&Export a copy…", self.export, "Ctrl+E", "file.export",
+                          "Save a copy in another format; keeps working on this file")
+        self.a_batch = a("Clean a &folder…", self.open_batch, "Ctrl+B", "batch",
+                         "Remove the same kind of object from many photos")
+        self.a_close = a("&Close photo", self.close_photo, std.Close)
+        self.a_quit = a("&Quit", self.close, std.Quit)
+        self.a_prefs = a("&Preferences…", self.open_preferences, std.Preferences, "settings")
+        self.a_remove = a("&Remove", self.remove, ["Return", "Enter"], "remove",
+                          "Remove what the mask covers")
+        self.a_retry = a("&Try again", self.try_again, "Ctrl+R", "retry",
+                         "Undo the last removal and run it again with a new seed")
+        self.a_cancel = a("&Cancel removal", self.cancel_removal, None, "cancel")
+        self.a_compare = a("&Compare with original", self.toggle_compare, None, "compare",
+                           "Show the original photo (or hold \\)", checkable=True)
+        self.a_grow = a("&Grow mask…", self.grow_mask, None, "mask.grow")
+        self.a_shrink = a("S&hrink mask…", self.shrink_mask, None, "mask.shrink")
+        self.a_load_mask = a("&Load mask from file…", self.load_mask_dialog)
+        self.a_models_dir = a("Open the models &folder", self.open_models_folder)
+        self.a_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, std.HelpContents)
+        self.a_about = a("&About Moebius Studio", self.show_about)
+        self.esc = QShortcut(QKeySequence("Esc"), self, self.cancel_removal)
+        self.esc.setEnabled(False)
+
+        self.engine_group = QActionGroup(self)
+        self.engine_actions = []
+        entries = [("quick", "Quick (no download)",
+                    "Classical inpainting: instant, fine for small spots on plain backgrounds")]
+        entries += [(e.id, f"Moebius: {e.name}", e.description) for e in zoo.VARIANTS.values()]
+        for key, text, tip in entries:
+            act = a(text, self._engine_picked, None, None, tip, checkable=True)
+            act.setData(key)
+            act.setChecked(key == self.settings.engine_choice)
+            self.engine_group.addAction(act)
+            self.engine_actions.append(act)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        c = self.canvas.canvasActions()
+        m = bar.addMenu("&File")
+        m.addActions([self.a_open])
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        m.addActions([self.a_sample])
+        m.addSeparator()
+        m.addActions([self.a_save, self.a_save_as, self.a_export])
+        m.addSeparator()
+        m.addActions([self.a_batch])
+        m.addSeparator()
+        m.addActions([self.a_close, self.a_quit])
+        m = bar.addMenu("&Edit")
+        m.addActions([c["edit.undo"], c["edit.redo"]])
+        m.addSeparator()
+        m.addActions([self.a_remove, self.a_retry, self.a_cancel])
+        m.addSeparator()
+        m.addAction(self.a_prefs)
+        m = bar.addMenu("&Mask")
+        m.addActions([c[f"tool.{t}"] for t in ("brush", "eraser", "rect", "lasso")])
+        m.addSeparator()
+        m.addActions([c["brush.smaller"], c["brush.larger"]])
+        m.addSeparator()
+        m.addActions([c["mask.clear"], c["mask.invert"], self.a_grow, self.a_shrink,
+                      self.a_load_mask])
+        m = bar.addMenu("&View")
+        m.addActions([c["zoom.in"], c["zoom.out"], c["zoom.fit"], c["zoom.actual"]])
+        m.addSeparator()
+        m.addActions([c["overlay.toggle"], self.a_compare])
+        self.view_menu = m
+        m = self.model_menu = bar.addMenu("M&odel")
+        m.addActions(self.engine_actions[:1])
+        m.addSeparator()
+        m.addActions(self.engine_actions[1:])
+        m.addSeparator()
+        m.addAction(self.a_models_dir)
+        m = bar.addMenu("&Help")
+        m.addActions([self.a_shortcuts, self.a_about])
+
+    def _build_toolbar(self) -> None:
+        c = self.canvas.canvasActions()
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main-toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        tb.addActions([self.a_open, self.a_save])
+        tb.addSeparator()
+        tb.addActions([c["edit.undo"], c["edit.redo"]])
+        tb.addSeparator()
+        tb.addActions([c[f"tool.{t}"] for t in ("brush", "eraser", "rect", "lasso")])
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(1, 400)
+        self.size_slider.setFixedWidth(140)
+        self.size_slider.setValue(self.canvas.brushSize())
+        self.size_slider.setToolTip("Brush size in photo pixels ([ and ])")
+        self.size_label = QLabel(f" {self.canvas.brushSize()} px ")
+        tb.addWidget(self.size_slider)
+        tb.addWidget(self.size_label)
+        tb.addSeparator()
+        tb.addActions([c["overlay.toggle"], self.a_compare])
+        tb.addSeparator()
+        self.engine_button = QToolButton()
+        self.engine_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.engine_button.setIcon(icon("model"))
+        self.engine_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.engine_button.setMenu(self.model_menu)
+        self.engine_button.setToolTip("Which engine removes objects (Model menu)")
+        tb.addWidget(self.engine_button)
+        tb.addSeparator()
+        self.remove_button = QToolButton()
+        self.remove_button.setDefaultAction(self.a_remove)
+        self.remove_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addWidget(self.remove_button)
+        tb.addAction(self.a_retry)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(220)
+        self.progress_text = QLabel()
+        self.cancel_button = QToolButton()
+        self.cancel_button.setDefaultAction(self.a_cancel)
+        self.size_status = QLabel()
+        self.zoom_status = QLabel()
+        self.device_status = QLabel()
+        for w in (self.progress_text, self.progress, self.cancel_button):
+            sb.addWidget(w)
+            w.setVisible(False)
+        for w in (self.size_status, self.zoom_status, self.device_status):
+            sb.addPermanentWidget(w)
+
+    def _build_history_dock(self) -> None:
+        dock = QDockWidget("History", self)
+        dock.setObjectName("history-dock")
+        self.history_panel = HistoryPanel(self.canvas.history)
+        self.canvas.historyChanged.connect(self._history_changed)
+        dock.setWidget(self.history_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(dock.toggleViewAction())
+
+    def _connect(self) -> None:
+        self.welcome.openRequested.connect(self.open_dialog)
+        self.welcome.pathRequested.connect(self._open_requested)
+        self.size_slider.valueChanged.connect(self.canvas.setBrushSize)
+        self.canvas.brushSizeChanged.connect(self._brush_size_changed)
+        self.canvas.zoomChanged.connect(self._update_status)
+        self.canvas.maskChanged.connect(self._update_enabled)
+        self.jobs.started.connect(self._job_started)
+        self.jobs.progress.connect(self._job_progress)
+        self.jobs.finished.connect(self._job_finished)
+        self.jobs.failed.connect(self._job_failed)
+        self.jobs.ended.connect(self._job_ended)
+        self.jobs.deviceChanged.connect(self.device_status.setText)
+
+    # -- the open photo -------------------------------------------------------------------
+
+    def set_photo(self, photo: OpenPhoto | None) -> None:
+        """Show `photo` (None: the welcome page). The previous photo is closed: its jobs
+        are cancelled and their results will never be applied (to it or to this one)."""
+        old, self.photo = self.photo, photo
+        if old is not None:
+            self.jobs.cancel(old)
+            old.close()
+            old.pathChanged.disconnect(self._update_title)
+            old.jobsChanged.disconnect(self._update_enabled)
+        self.canvas.setPhoto(photo)
+        if photo is not None:
+            photo.pathChanged.connect(self._update_title)
+            photo.jobsChanged.connect(self._update_enabled)
+        self._show_canvas(photo is not None)
+        self._job_ended()
+        self._update_title()
+        self._update_enabled()
+
+    @Slot(object)
+    def _history_changed(self, stack: HistoryStack) -> None:
+        """The canvas shows another photo's history: follow it everywhere."""
+        self.history_panel.setStack(stack)
+        stack.cleanChanged.connect(self._update_title)
+        stack.indexChanged.connect(self._update_enabled)
+
+    @Slot(str)
+    def _open_requested(self, path: str) -> None:
+        self.open_path(Path(path))
+
+    @Slot()
+    def _engine_picked(self) -> None:
+        action = self.engine_group.checkedAction()
+        if action is not None:
+            self.set_engine_choice(action.data())
+
+    # -- removal --------------------------------------------------------------------------
+
+    def remove(self) -> None:
+        if self.jobs.running(self.photo):
+            return
+        if self.photo is None or not self.photo.document.mask.any():
+            self.statusBar().showMessage("Paint over what should disappear first.", 5000)
+            return
+        if not self.ensure_model():
+            return
+        reason = self.jobs.start(self.photo)
+        if reason:
+            self.statusBar().showMessage(reason, 5000)
+
+    def try_again(self) -> None:
+        if not self.ensure_model():
+            return
+        reason = self.jobs.try_again(self.photo)
+        if reason:
+            self.statusBar().showMessage(reason, 5000)
+
+    def cancel_removal(self) -> None:
+        self.jobs.cancel(self.photo)
+
+    def _job_started(self) -> None:
+        self.progress.setValue(0)
+        self.progress_text.setText("Starting…")
+        for w in (self.progress_text, self.progress, self.cancel_button):
+            w.setVisible(True)
+        self.esc.setEnabled(True)
+        self._update_enabled()
+
+    def _job_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.progress_text.setText(text)
+
+    @Slot()
+    def _job_ended(self) -> None:
+        if self._closing:
+            return
+        if self.jobs.running(self.photo):
+            return
+        for w in (self.progress_text, self.progress, self.cancel_button):
+            w.setVisible(False)
+        self.esc.setEnabled(False)
+        self._update_enabled()
+
+    @Slot(str)
+    def _job_finished(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+
+    @Slot(object)
+    def _job_failed(self, event: Failed) -> None:
+        if event.is_a(WeightsMissing):  # e.g. files removed since the check: offer them again
+            self.statusBar().showMessage("The model's weights are missing.", 8000)
+            if self.ensure_model():
+                self.remove()
+        elif event.cancelled:
+            self.statusBar().showMessage("Cancelled; the photo was not changed.", 8000)
+        else:
+            QMessageBox.warning(self, APP, event.message)
+
+    # -- compare --------------------------------------------------------------------------
+
+    def toggle_compare(self, on: bool) -> None:
+        original = self.photo.original_pixels if (on and self.photo is not None) else None
+        self.canvas.showOriginal(original)
+        self.a_compare.setChecked(self.canvas.isShowingOriginal())
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and \
+                event.key() == COMPARE_KEY and not event.isAutoRepeat():
+            self.toggle_compare(kind == QEvent.Type.KeyPress)
+            return True
+        return super().eventFilter(obj, event)
+
+    # -- mask helpers ---------------------------------------------------------------------
+
+    def grow_mask(self) -> None:
+        self._resize_mask(True)
+
+    def shrink_mask(self) -> None:
+        self._resize_mask(False)
+
+    def _resize_mask(self, grow: bool) -> None:
+        verb = "Grow" if grow else "Shrink"
+        px, ok = QInputDialog.getInt(self, f"{verb} mask", "Pixels:", 8, 1, 500)
+        if ok:
+            (self.canvas.growMask if grow else self.canvas.shrinkMask)(px)
+
+    def load_mask_dialog(self) -> None:
+        doc = self.canvas.document()
+        if doc is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Load mask", str(self._folder()),
+                                              self.image_filter())
+        if path:
+            from engine.imageio.files import load_mask
+
+            try:
+                self.canvas.setMaskArray(load_mask(path, (doc.width, doc.height), resize=True))
+            except MoebiusError as exc:
+                QMessageBox.warning(self, APP, str(exc))
+
+    # -- other dialogs --------------------------------------------------------------------
+
+    def open_preferences(self) -> None:
+        before = self.settings.models_dir
+        if PreferencesDialog(self.settings, self).exec() and self.settings.models_dir != before:
+            self._store = None  # a new models folder: look there from now on
+        self._update_status()
+
+    def open_batch(self) -> None:
+        from app.windows.batch_dialog import BatchDialog
+
+        dialog = BatchDialog(self.worker, self.settings, self)
+        dialog.exec()
+        dialog.deleteLater()  # it listens to the worker: do not keep closed ones around
+
+    def open_models_folder(self) -> None:
+        folder = self.store().root
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def show_shortcuts(self) -> None:
+        rows = [("Enter", "Remove what the mask covers"), ("Esc", "Cancel a running removal"),
+                ("Ctrl+R", "Try again with a new seed"), ("B / E / R / L",
+                 "Brush / eraser / rectangle / lasso"), ("[ and ]", "Brush size"),
+                ("Alt + drag", "The opposite action (erase)"), ("H", "Show or hide the mask"),
+                ("\\ (hold)", "See the original photo"), ("Space + drag", "Pan"),
+                ("Wheel, Ctrl + / Ctrl -", "Zoom"), ("Ctrl+0 / Ctrl+1", "Fit / 100 %"),
+                ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo"), ("Ctrl+D", "Clear the mask"),
+                ("Ctrl+S / Ctrl+E", "Save / export a copy"), ("Ctrl+B", "Clean a folder")]
+        html = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in rows)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{html}</table>")
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {APP}", f"<h3>{APP}</h3><p>Object removal with "
+                          "Moebius (hustvl, ECCV'26), a latent-diffusion inpainting network, "
+                          "in our own clean-room implementation.</p>")
+
+    # -- state display --------------------------------------------------------------------
+
+    def _brush_size_changed(self, size: int) -> None:
+        self.size_slider.blockSignals(True)
+        self.size_slider.setValue(min(size, self.size_slider.maximum()))
+        self.size_slider.blockSignals(False)
+        self.size_label.setText(f" {size} px ")
+
+    @Slot()
+    def _update_title(self) -> None:
+        if self._closing:
+            return
+        name = self.photo.name if self.photo else "No photo"
+        self.setWindowTitle(f"{name}[*] — {APP}")
+        self.setWindowModified(self.photo is not None and self.photo.is_modified)
+
+    @Slot()
+    def _update_status(self) -> None:
+        doc = self.canvas.document()
+        self.size_status.setText(f"{doc.width} × {doc.height} px" if doc else "")
+        self.zoom_status.setText(f"{self.canvas.zoom():.0%}" if doc else "")
+        choice = self.settings.engine_choice
+        name = "Quick" if choice == "quick" else zoo.resolve(choice).name
+        self.engine_button.setText(name)
+        if choice == "quick":
+            self.device_status.setText("Quick · CPU")
+        elif not self.device_status.text().startswith("Moebius"):
+            self.device_status.setText(f"Device: {self.settings.device}")
+
+    @Slot()
+    def _update_enabled(self) -> None:
+        if self._closing:
+            return
+        self._update_title()
+        doc = self.canvas.document()
+        running = self.jobs.running(self.photo)
+        has_mask = doc is not None and doc.mask.any()
+        self.a_remove.setEnabled(has_mask and not running)
+        self.a_retry.setEnabled(self.jobs.can_try_again(self.photo) and not running)
+        self.a_cancel.setEnabled(running)
+        for action in (self.a_save, self.a_save_as, self.a_export, self.a_close,
+                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask):
+            action.setEnabled(doc is not None)
+        self._update_status()
+
+    def _show_canvas(self, visible: bool) -> None:
+        self.stack.setCurrentWidget(self.canvas if visible else self.welcome)
+        if visible:
+            self.canvas.setFocus()
+
+    def closeEvent(self, event) -> None:
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        self._closing = True  # signals still arrive while Qt tears the widgets down
+        if self.photo is not None:
+            self.photo.close()  # cancels its jobs; a late result is refused
+        self.worker.shutdown()  # returns at once: a running load or decode is abandoned
+        event.accept()
+

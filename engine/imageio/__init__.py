@@ -1,0 +1,1 @@
+"""Image files: open and save faithfully (formats, metadata, 16-bit), atomically; masks."""

@@ -1,0 +1,218 @@
+"""Loading Moebius checkpoints: the authors' `.bin` unchanged, or `.safetensors`.
+
+Loading is safe (never unpickles arbitrary objects), strict (every key and shape must
+match the network), and fast on the second run: a verified `.bin` gets a safetensors
+copy beside it, which later loads memory-map instead of unpickling.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import CheckpointError
+from engine.net.config import MoebiusConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.net.model import RemovalModel
+
+log = logging.getLogger(__name__)
+
+SAFETENSORS_CACHE_NAME = "model.cache.safetensors"  # written beside a verified .bin
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a weight file without running any code from it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weight file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from exc
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except pickle.UnpicklingError as exc:
+        if not _refused_by_weights_only(exc, path):  # garbage, not a code-carrying pickle
+            raise CheckpointError(f"{path} is damaged or not a PyTorch weight file ({exc})"
+                                  ) from exc
+        raise CheckpointError(
+            f"refused to load {path}: it contains Python objects other than tensors, "
+            "which could run code on this computer. Only plain weight files are accepted; "
+            "download the file again from the official source."
+        ) from exc
+    except Exception as exc:  # torch raises many kinds for bytes that are not a checkpoint
+        raise CheckpointError(f"{path} is damaged or not a PyTorch weight file ({exc!r})"
+                              ) from exc
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return dict(sd)
+
+
+def _refused_by_weights_only(exc: Exception, path: Path) -> bool:
+    """True when the file asks to import something other than tensor plumbing (code),
+    rather than being unreadable bytes. torch names the import when it sees it; for old
+    pickles with opcodes it does not parse, look at the imports ourselves."""
+    if "GLOBAL" in str(exc):
+        return True
+    return bool(_foreign_imports(path))
+
+
+SAFE_MODULES = ("torch", "collections", "_codecs", "numpy")
+
+
+def _foreign_imports(path: Path) -> list[str]:
+    """Modules a raw pickle file would import, other than those a state dict needs."""
+    import pickletools
+
+    if _is_zip(path):
+        return []
+    found, strings = [], []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).split(" ")[0])
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(strings[-2])
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # noqa: BLE001 - unparseable tail: judge by what was read
+        pass
+    return [m for m in found if m.split(".")[0] not in SAFE_MODULES]
+
+
+def _is_zip(path: Path) -> bool:
+    return zipfile.is_zipfile(path)
+
+
+def check_state_dict(
+    sd: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], source: str
+) -> None:
+    """Raise a CheckpointError listing missing, unexpected and mis-shaped keys."""
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    misshaped = [
+        f"{k}: file {tuple(sd[k].shape)}, model {tuple(expected[k])}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k])
+    ]
+    if not (missing or unexpected or misshaped):
+        return
+    parts = [f"{source} does not match the Moebius network:"]
+    for title, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("keys with the wrong shape", misshaped),
+    ):
+        if items:
+            shown = "\n    ".join(items[:12])
+            more = f"\n    ... and {len(items) - 12} more" if len(items) > 12 else ""
+            parts.append(f"  {len(items)} {title}:\n    {shown}{more}")
+    raise CheckpointError(
+        "\n".join(parts), missing=missing, unexpected=unexpected, misshaped=misshaped
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def expected_shapes(cfg: MoebiusConfig) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the network for `cfg`, in state-dict order, without allocating it.
+    (Cached: building even a weightless full-size network takes about a second.)"""
+    import torch
+
+    from engine.net.model import RemovalModel
+
+    with torch.device("meta"):
+        model = RemovalModel(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+KNOWN_CONFIGS = {"full": MoebiusConfig.full, "tiny": MoebiusConfig.tiny}
+
+
+def infer_config(sd: Mapping[str, torch.Tensor]) -> MoebiusConfig:
+    """Pick the known configuration whose ID table and input conv match the file."""
+    probe = ("embedding_layer.weight", "diff_model.conv_in.conv_pw.weight")
+    for make in KNOWN_CONFIGS.values():
+        cfg = make()
+        shapes = expected_shapes(cfg)
+        if all(k in sd and tuple(sd[k].shape) == shapes[k] for k in probe):
+            return cfg
+    return MoebiusConfig.full()  # the error message will then list what differs
+
+
+def load_model(
+    path: str | Path,
+    cfg: MoebiusConfig | None = None,
+    cache: bool = True,
+) -> RemovalModel:
+    """Build the network from a weight file, strictly. Returns an fp32 CPU model in eval mode."""
+    import torch
+
+    from engine.net.model import RemovalModel
+
+    path = Path(path)
+    cached = path.with_name(SAFETENSORS_CACHE_NAME)
+    sd = None
+    if path.suffix == ".bin" and cache and _cache_is_fresh(cached, path):
+        try:
+            sd = read_state_dict(cached)
+        except CheckpointError:
+            log.warning("ignoring unreadable cache %s", cached)
+    from_cache = sd is not None
+    if sd is None:
+        sd = read_state_dict(path)
+    cfg = cfg or infer_config(sd)
+    check_state_dict(sd, expected_shapes(cfg), str(path))
+    with torch.device("meta"):
+        model = RemovalModel(cfg)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    model.load_state_dict(sd, strict=True, assign=True)
+    if path.suffix == ".bin" and cache and not from_cache:
+        _write_cache(sd, cached, path)
+    return model.eval()
+
+
+def _cache_is_fresh(cached: Path, source: Path) -> bool:
+    try:
+        return cached.stat().st_mtime >= source.stat().st_mtime
+    except OSError:
+        return False
+
+
+def _write_cache(sd: Mapping[str, torch.Tensor], cached: Path, source: Path) -> None:
+    """Best effort: a failed cache write (read-only folder, full disk) only costs speed."""
+    from safetensors.torch import save_file
+
+    tmp = cached.with_suffix(".tmp")
+    try:
+        save_file(
+            {k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source": source.name}
+        )
+        os.replace(tmp, cached)
+        log.info("cached %s as %s", source.name, cached.name)
+    except OSError as exc:
+        log.warning("could not write weight cache %s: %s", cached, exc)
+        tmp.unlink(missing_ok=True)
+
+
+def save_bin(model_or_sd, path: str | Path) -> None:
+    """Write a checkpoint exactly as the authors distribute it (`torch.save(state_dict)`)."""
+    import torch
+
+    sd = model_or_sd.state_dict() if hasattr(model_or_sd, "state_dict") else model_or_sd
+    torch.save(dict(sd), path)

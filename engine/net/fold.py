@@ -1,0 +1,43 @@
+"""Inference-time rewrites that keep the results (up to float rounding) and save time.
+
+Every eval-mode BatchNorm in the network directly follows a bias-free linear map (a
+depthwise or pointwise conv, a query/value projection), so it can be folded into that
+map's weights and a new bias: y = s * (W x) + t = (s W) x + t. That removes all 124
+batch-norm passes over the activations. The rewritten model no longer has the
+checkpoint's key layout; fold after loading, never before saving.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.net.model import BatchNorm, CrossLambda, DWConv, SelfLambda
+
+
+@torch.no_grad()
+def _fold(layer: nn.Module, bn: BatchNorm) -> None:
+    """Fold `bn` (applied to `layer`'s output channels) into `layer` (conv or linear)."""
+    scale, shift = bn.scale_shift()
+    w = layer.weight
+    layer.weight = nn.Parameter(w * scale.reshape(-1, *([1] * (w.dim() - 1))), False)
+    old_bias = layer.bias if layer.bias is not None else torch.zeros_like(shift)
+    layer.bias = nn.Parameter(old_bias * scale + shift, False)
+
+
+@torch.no_grad()
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm of a RemovalModel into the preceding linear map, in place."""
+    for module in model.modules():
+        if isinstance(module, DWConv):
+            _fold(module.conv_dw, module.bn1)
+            _fold(module.conv_pw, module.bn2)
+            module.bn1, module.bn2 = nn.Identity(), nn.Identity()
+        elif isinstance(module, (SelfLambda, CrossLambda)):
+            _fold(module.to_q, module.norm_q)
+            _fold(module.to_v, module.norm_v)
+            module.norm_q, module.norm_v = nn.Identity(), nn.Identity()
+    remaining = [n for n, m in model.named_modules() if isinstance(m, BatchNorm)]
+    if remaining:
+        raise RuntimeError(f"batch norms left unfolded: {remaining[:3]}")
+    return model

@@ -1,0 +1,104 @@
+"""`RemovalSettings`: every knob of a removal, in one validated, frozen value.
+
+The app, the command line and batch cleaning all build this one type (the CLI from its
+arguments, the app from Preferences), so ranges and defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from engine.errors import SettingsError
+from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
+from engine.sampling.sampler import SamplerSettings
+from engine.weights.zoo import DEFAULT_VARIANT
+
+SEED_MAX = 2**64 - 1  # torch generators take 64-bit seeds; larger ones are refused
+
+
+class EngineKind(StrEnum):
+    QUICK = "quick"  # classical OpenCV fill: no download, deterministic
+    MOEBIUS = "moebius"  # the diffusion model
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive numeric range, stated in --help and checked in one place."""
+
+    low: float
+    high: float
+
+    def text(self) -> str:
+        return f"{self.low:g}–{self.high:g}"
+
+
+RANGES = {
+    "steps": Range(1, 200),
+    "guidance": Range(0.0, 30.0),
+    "strength": Range(0.01, 1.0),
+    "seed": Range(0, SEED_MAX),
+    "context": Range(1.0, 8.0),
+}
+
+
+@dataclass(frozen=True)
+class RemovalSettings:
+    engine: EngineKind = EngineKind.MOEBIUS
+    variant: str = DEFAULT_VARIANT  # Moebius fine-tune id (engine.weights.zoo)
+    steps: int = 20
+    guidance: float = 2.5
+    strength: float = 0.99
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    quality: str = "auto"  # exact (fp32), fast (fp16/bf16), auto (engine.sampling.device)
+    colour_match: bool = True
+    context: float = 2.0  # context window side / region extent
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "engine", EngineKind(self.engine))
+        except ValueError:
+            raise SettingsError(
+                f"unknown engine {self.engine!r}; choose quick or moebius") from None
+        for name, rng in RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingsError(f"{name} must be a number, not {value!r}")
+            if name in ("steps", "seed") and int(value) != value:
+                raise SettingsError(f"{name} must be a whole number, not {value}")
+            if not math.isfinite(value) or not rng.low <= value <= rng.high:
+                raise SettingsError(f"{name} must be between {rng.text()}, not {value}")
+        if self.device not in DEVICE_CHOICES and not _is_cuda_index(self.device):
+            raise SettingsError(f"unknown device {self.device!r}; choose one of "
+                                f"{', '.join(DEVICE_CHOICES)} (or cuda:N)")
+        if self.quality not in QUALITY_CHOICES:
+            raise SettingsError(f"unknown quality {self.quality!r}; choose auto, exact or fast")
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the seed does not change the result (Try again would repeat it)."""
+        return self.engine is EngineKind.QUICK
+
+    def sampler(self) -> SamplerSettings:
+        return SamplerSettings(steps=self.steps, guidance=self.guidance, strength=self.strength)
+
+    def with_seed(self, seed: int) -> RemovalSettings:
+        return replace(self, seed=seed)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["engine"] = str(self.engine)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RemovalSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _is_cuda_index(device: str) -> bool:
+    kind, _, index = device.partition(":")
+    return kind == "cuda" and index.isdigit()

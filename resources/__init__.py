@@ -1,0 +1,1 @@
+"""Data files shipped with the app (sample photo, icons), installed as `app.resources`."""
