@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
@@ -146,13 +147,13 @@ class HistoryStack(QUndoStack):
         self._byte_limit = int(limit)
 
     def commands(self) -> list[PatchCommand]:
-        return [self.command(i) for i in range(self.count())]
+        return [cast(PatchCommand, self.command(i)) for i in range(self.count())]
 
     def bytesHeld(self) -> int:
         """Bytes of patch data held by every command, undoable or redoable."""
         return sum(cmd.nbytes for cmd in self.commands())
 
-    def push(self, cmd: PatchCommand) -> None:
+    def push(self, cmd: QUndoCommand) -> None:
         if not isinstance(cmd, PatchCommand):
             raise TypeError("HistoryStack holds PatchCommands only")
         super().push(cmd)  # also deletes any redoable commands, as usual

@@ -109,7 +109,8 @@ def run(argv: list[str]) -> int:
     args, qt_args = parser.parse_known_args(argv)
 
     log_path = setup_logging()
-    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_DIR_NAME)
     app.setApplicationDisplayName(APP_NAME)

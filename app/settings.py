@@ -111,7 +111,7 @@ class Settings:
         value = self.q.value("files/recent", [])
         if isinstance(value, str):
             value = [value]
-        return [str(v) for v in (value or [])]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def add_recent(self, path: str) -> None:
         files = [path] + [p for p in self.recent_files if p != path]

@@ -13,7 +13,7 @@ def format_eta(seconds: float) -> str:
 class Eta:
     """Remaining time from the completion fraction, ignoring the model-loading phase."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.start: float | None = None
         self.start_fraction = 0.0
 

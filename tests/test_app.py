@@ -256,10 +256,30 @@ def test_compare_shows_the_original(qtbot, window, photo):
     _paint(window, mask)
     with qtbot.waitSignal(window.jobs.finished, timeout=60000):
         window.remove()
+    shown_before = _shown_colour(window, 230, 175)  # the object's centre, on screen
     window.a_compare.trigger()
     assert window.canvas.isShowingOriginal()
+    shown_original = _shown_colour(window, 230, 175)
     window.a_compare.trigger()
     assert not window.canvas.isShowingOriginal()
+    assert _is_red(shown_original)  # the original photo, with the red object
+    assert not _is_red(shown_before) and not _is_red(_shown_colour(window, 230, 175))
+
+
+def _shown_colour(window, x, y):
+    """The colour the canvas draws at photo pixel (x, y)."""
+    from PySide6.QtCore import QPointF
+
+    window.canvas.repaint()
+    image = window.canvas.grab().toImage()
+    at = window.canvas.mapFromImage(QPointF(x + 0.5, y + 0.5)).toPoint()
+    c = image.pixelColor(at)
+    return c.red(), c.green(), c.blue()
+
+
+def _is_red(rgb):
+    r, g, b = rgb
+    return r > 180 and g < 80 and b < 80
 
 
 def test_status_bar_shows_size_zoom_and_engine(qtbot, window, photo):

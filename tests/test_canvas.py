@@ -154,7 +154,7 @@ def test_undo_and_redo_restore_the_mask_exactly(canvas, qtbot):
         lambda: canvas.invertMask(),
         lambda: canvas.growMask(8),
         lambda: canvas.shrinkMask(3),
-        lambda: canvas.clearMask(),
+        lambda: canvas.clearPaintedMask(),
     ]
     for step in steps:
         with qtbot.waitSignal(canvas.maskChanged):

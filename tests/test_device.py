@@ -1,5 +1,6 @@
 import pytest
 
+from engine.errors import DeviceUnavailable, SettingsError
 from engine.sampling.device import available_devices, choose
 
 
@@ -35,12 +36,14 @@ def test_unavailable_device_is_refused(monkeypatch):
     from engine.sampling import device
 
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
-    with pytest.raises(RuntimeError, match="not available"):
+    with pytest.raises(DeviceUnavailable) as err:
         choose("cuda")
+    assert str(err.value) == ("--device cuda: this machine has no NVIDIA GPU (CUDA) that "
+                              "PyTorch can use; use --device auto or cpu")
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingsError, match="unknown device 'tpu'"):
         choose("tpu")
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingsError, match="unknown quality 'turbo'"):
         choose("cpu", "turbo")

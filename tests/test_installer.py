@@ -61,7 +61,8 @@ def test_bundled_data_is_resources_and_configs_and_never_weights(recipe):
 
 def test_excludes_leave_everything_the_app_imports(recipe):
     imported = set()
-    for source in [ROOT / "main.py", *ROOT.glob("app/*.py"), *ROOT.glob("engine/*.py")]:
+    sources = [ROOT / "main.py", *(ROOT / "app").rglob("*.py"), *(ROOT / "engine").rglob("*.py")]
+    for source in sources:
         text = source.read_text(encoding="utf-8")
         imported |= set(re.findall(r"^\s*(?:from|import) ([\w.]+)", text, re.MULTILINE))
     assert any(m.startswith("PySide6.") for m in imported)

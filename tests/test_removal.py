@@ -115,7 +115,10 @@ def test_colour_match_reduces_the_seam(tiny_host):
         settings = RemovalSettings(engine="moebius", steps=2, colour_match=match)
         out = _run(RemovalJob(img, mask, settings), tiny_host)[-1].result.apply_to(img)
         seams.append(abs(out[inner].astype(float).mean() - img[ring].astype(float).mean()))
-    assert seams[1] <= seams[0]
+    # The tiny model's raw fill is ~10 levels off its surroundings; matching removes most of
+    # that step (measured here: 9.7 -> 0.7 levels).
+    assert seams[0] > 3, seams
+    assert seams[1] < seams[0] / 4, seams
 
 
 def test_cancel_mid_job_changes_nothing(tiny_host):

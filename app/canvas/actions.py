@@ -66,7 +66,7 @@ def build_actions(canvas) -> dict[str, QAction]:
     overlay = add("overlay.toggle", "Show mask", canvas.setOverlayVisible, ["H"],
                   "overlay", True)
     overlay.setChecked(canvas.overlayVisible())
-    add("mask.clear", "Clear mask", canvas.clearMask, ["Ctrl+D"], "mask.clear")
+    add("mask.clear", "Clear mask", canvas.clearPaintedMask, ["Ctrl+D"], "mask.clear")
     add("mask.invert", "Invert mask", canvas.invertMask, ["Ctrl+Shift+I"], "mask.invert")
 
     # Enabled state and text follow the shown photo's history (MaskCanvas._bind_history).

@@ -8,14 +8,53 @@ cursor. Escape: cancel the drag in progress.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QWidget
 
 from app.canvas.view import STEP_NAMES, Tool, wheel_zoom
 
+if TYPE_CHECKING:
+    from app.canvas.layers import PhotoLayer
+    from engine.document.box import Box
+    from engine.document.document import Document
+    from engine.document.mask import MaskModel, MaskPatch
 
-class CanvasInputMixin:
+
+class CanvasInputMixin(QWidget):
     """Event handlers; state and drawing live in MaskCanvas."""
+
+    if TYPE_CHECKING:  # what MaskCanvas provides (declared for the type checker only)
+        _doc: Document | None
+        _photo: PhotoLayer | None
+        _tool: str
+        _brush: int
+        _zoom: float
+        _offset: QPointF
+        _fit_mode: bool
+        _space: bool
+        _hover: QPointF | None
+        _drag: str | None
+        _drag_erase: bool
+        _drag_points: list[QPointF]
+        _pan_from: QPointF
+        _last_stroke_end: tuple[float, float] | None
+
+        def mapToImage(self, pos: QPointF) -> QPointF: ...
+        def setZoom(self, zoom: float, anchor: QPointF | None = None) -> None: ...
+        def fitToWindow(self) -> None: ...
+        def setOverlayVisible(self, visible: bool) -> None: ...
+        def _view_changed(self, clamp: bool = True) -> None: ...
+        def _update_ring(self) -> None: ...
+        def _mask_region_changed(self, box: Box | None) -> None: ...
+        def _push_mask(self, patch: MaskPatch, name: str) -> None: ...
+
+    def _mask(self) -> MaskModel:
+        """The mask being painted (a drag only starts on an open photo)."""
+        assert self._doc is not None
+        return self._doc.mask
 
     def resizeEvent(self, event) -> None:
         if self._fit_mode:
@@ -56,7 +95,7 @@ class CanvasInputMixin:
         if self._tool in (Tool.BRUSH, Tool.ERASER):
             self._drag_erase = (self._tool == Tool.ERASER) != alt
             radius = self._brush / 2
-            mask = self._doc.mask
+            mask = self._mask()
             if mods & Qt.KeyboardModifier.ShiftModifier and self._last_stroke_end:
                 dirty = mask.begin_stroke(self._last_stroke_end, radius, self._drag_erase)
                 self._mask_region_changed(dirty)
@@ -84,7 +123,7 @@ class CanvasInputMixin:
         elif self._drag == "paint":
             point = self.mapToImage(pos)
             self._last_stroke_end = (point.x(), point.y())
-            self._mask_region_changed(self._doc.mask.stroke_segment(self._last_stroke_end))
+            self._mask_region_changed(self._mask().stroke_segment(self._last_stroke_end))
         elif self._drag == "rect":
             self._drag_points[1] = self.mapToImage(pos)
             self.update()
@@ -107,23 +146,23 @@ class CanvasInputMixin:
         """Finish (commit=True) or cancel the drag in progress, if any."""
         drag, self._drag = self._drag, None
         if drag == "paint":
-            mask = self._doc.mask
+            mask = self._mask()
             if commit:
                 patch = mask.end_stroke()
                 if patch is not None:
-                    self._push_mask(patch, STEP_NAMES[self._tool][self._drag_erase])
+                    self._push_mask(patch, STEP_NAMES[Tool(self._tool)][self._drag_erase])
             else:
                 self._mask_region_changed(mask.cancel_stroke())
         elif drag in ("rect", "lasso") and commit:
             pts = self._drag_points
-            mask = self._doc.mask
+            mask = self._mask()
             if drag == "rect":
                 a, b = pts
                 patch = mask.fill_rect(a.x(), a.y(), b.x(), b.y(), erase=self._drag_erase)
             else:
                 patch = mask.fill_polygon([(p.x(), p.y()) for p in pts], self._drag_erase)
             if patch is not None:
-                self._push_mask(patch, STEP_NAMES[self._tool][self._drag_erase])
+                self._push_mask(patch, STEP_NAMES[Tool(self._tool)][self._drag_erase])
                 self._mask_region_changed(patch.bbox)
         if drag in ("rect", "lasso"):
             self._drag_points = []

@@ -246,9 +246,6 @@ class MaskCanvas(CanvasInputMixin, QWidget):
             self.update()
             self.overlayVisibleChanged.emit(self._overlay_visible)
 
-    def overlayColor(self) -> QColor:
-        return QColor(self._overlay_color)
-
     def setOverlayColor(self, color: QColor) -> None:
         """The mask's colour; its alpha is the overlay's opacity."""
         self._overlay_color = QColor(color)
@@ -315,7 +312,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         name = STEP_NAMES[Tool.LASSO][erase]
         return self._mask_op(name, lambda m: m.fill_polygon(list(points), erase))
 
-    def clearMask(self) -> bool:
+    def clearPaintedMask(self) -> bool:
         return self._mask_op("Clear mask", lambda m: m.clear())
 
     def invertMask(self) -> bool:
@@ -348,7 +345,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         if self._doc is None:
             return False
         self._end_drag(commit=True)
-        patch = op(self._doc.mask)
+        patch = op(self._mask())
         if patch is None:
             return False
         self._push_mask(patch, name)
@@ -356,7 +353,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         return True
 
     def _push_mask(self, patch: MaskPatch, name: str) -> None:
-        self.history.push(MaskEditCommand(self._doc.mask, patch, name, self._mask_edited))
+        self.history.push(MaskEditCommand(self._mask(), patch, name, self._mask_edited))
         self.maskChanged.emit()
 
     def _mask_edited(self, box: Box) -> None:  # undo/redo of a mask command
@@ -389,6 +386,8 @@ class MaskCanvas(CanvasInputMixin, QWidget):
             self.update(self._region_rect(box, level))
 
     def _image_region_changed(self, box: Box) -> None:
+        if self._photo is None:
+            return
         self._photo.update(box)
         self.update(self._region_rect(box, level_for_zoom(self._zoom, len(self._photo.images))))
 
@@ -432,9 +431,9 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         if not exposed.isEmpty():
             painter.save()
             painter.setClipRect(photo_rect)  # reduced levels may reach past the photo's edge
-            photo = self._original[1] if self._comparing else self._photo
+            photo = self._original[1] if self._comparing and self._original else self._photo
             self._draw_layer(painter, photo.images, exposed)
-            if self._overlay_visible and not self._comparing:
+            if self._overlay_visible and not self._comparing and self._overlay is not None:
                 self._draw_layer(painter, self._overlay.images, exposed)
             painter.restore()
         self._paint_marks(painter)

@@ -112,7 +112,10 @@ class RemovalController(QObject):
         return None
 
     def can_try_again(self, photo: OpenPhoto | None) -> bool:
-        return photo is not None and photo.last_removal() is not None
+        """A removal to re-run, with an engine whose result depends on the seed (Quick's
+        would come out the same)."""
+        job = photo.last_removal() if photo is not None else None
+        return job is not None and not job.settings.deterministic
 
     def try_again(self, photo: OpenPhoto | None) -> str | None:
         """Undo the photo's last removal and run it again with a new seed."""
@@ -121,6 +124,8 @@ class RemovalController(QObject):
         job = photo.last_removal()
         if job is None:
             return "Nothing to try again: make a removal first."
+        if job.settings.deterministic:
+            return "Quick gives the same result every time; try a Moebius fine-tune."
         photo.history.undo()
         self._submit(photo, job.with_seed(random.randrange(2**31)))
         return None

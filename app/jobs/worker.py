@@ -22,6 +22,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -145,10 +146,6 @@ class Worker(QObject):
     def busy(self) -> bool:
         return bool(self._handles)
 
-    def handles(self) -> list[JobHandle]:
-        """Jobs submitted and not finished yet, oldest first."""
-        return list(self._handles)
-
     def submit(self, make_events: MakeEvents, description: str = "") -> JobHandle:
         """Queue a job; jobs run one after another, in order."""
         if self._thread is None:
@@ -178,7 +175,7 @@ class Worker(QObject):
             if not self.busy:
                 self.busyChanged.emit(False)
         else:
-            handle._dispatch(what)
+            handle._dispatch(cast(JobEvent, what))
 
     def shutdown(self) -> None:
         """Cancel every job and let the thread end on its own; returns at once.

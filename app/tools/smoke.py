@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
@@ -106,7 +107,7 @@ def run(app: QApplication) -> int:
 def _run(app: QApplication, started: float, stage: list, tmp: Path) -> None:
     from app.icons import icon
     from app.resources import SAMPLE_PHOTO
-    from app.settings import Settings
+    from app.settings import QUICK, Settings
     from app.windows.main_window import MainWindow
 
     stage[0] = "showing the window"
@@ -133,22 +134,27 @@ def _run(app: QApplication, started: float, stage: list, tmp: Path) -> None:
     report(f"resources found ({SAMPLE_PHOTO.parent}, {CONFIG_DIR})")
 
     stage[0] = "removing with Quick"
-    window.set_engine_choice("quick")
+    window.set_engine_choice(QUICK)
     check(window.open_path(SAMPLE_PHOTO), "the sample photo did not open")
-    before = np.array(window.canvas.document().pixels)
+
+    def photo():
+        assert window.photo is not None
+        return window.photo
+
+    before = np.array(photo().document.pixels)
     mask = np.zeros(before.shape[:2], bool)
     r0, r1, c0, c1 = SIGN
     mask[r0:r1, c0:c1] = True
     check(window.canvas.setMaskArray(mask, "Smoke test"), "the mask was not accepted")
-    outcome = {}
+    outcome: dict[str, str] = {}
     window.jobs.finished.connect(lambda message: outcome.setdefault("done", message))
-    window.jobs.failed.connect(lambda message, *_: outcome.setdefault("failed", message))
+    window.jobs.failed.connect(lambda event: outcome.setdefault("failed", event.message))
     t0 = time.perf_counter()
     window.remove()
     check(window.jobs.running(window.photo) or bool(outcome), "Remove did not start a job")
     wait_until(app, lambda: bool(outcome), 60, "the removal")
     check("failed" not in outcome, f"the removal failed: {outcome.get('failed')}")
-    after = np.array(window.canvas.document().pixels)
+    after = np.array(photo().document.pixels)
     from engine.removal.composite import dilate
 
     outside = ~dilate(mask, BLEND_BAND)
@@ -158,7 +164,7 @@ def _run(app: QApplication, started: float, stage: list, tmp: Path) -> None:
     report(f"Quick removal in {time.perf_counter() - t0:.2f} s: {changed:.1%} of the mask "
            f"changed, nothing outside it ({outcome['done']})")
     window.canvas.undo()
-    check(np.array_equal(np.array(window.canvas.document().pixels), before), "undo failed")
+    check(np.array_equal(np.array(photo().document.pixels), before), "undo failed")
 
     stage[0] = "closing the window"
     window.canvas.history.setClean()  # nothing to save: closing must not ask
@@ -198,7 +204,8 @@ def _check_network() -> None:
     vae_config = json.loads((CONFIG_DIR / "pixelhacker_vae.json").read_text())
     vae_config.update(block_out_channels=[32] * 4, sample_size=cfg.image_size)  # tiny widths
     vae = Vae(AutoencoderKL.from_config(vae_config), torch.device("cpu"), torch.float32)
-    model = fill_module_(RemovalModel(cfg)).eval()  # the tests' deterministic weights
+    # The tests' deterministic weights.
+    model = cast(RemovalModel, fill_module_(RemovalModel(cfg)).eval())
     inpainter = MoebiusInpainter(model, vae, choose("cpu", "exact"))
     size = cfg.image_size
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)

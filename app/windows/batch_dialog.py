@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs.worker import JobHandle, Worker
-from app.settings import Settings
+from app.settings import QUICK, Settings
 from engine.errors import MoebiusError, WeightsMissing
 from engine.eta import Eta, format_eta
 from engine.events import Done, Failed, Item
-from engine.removal.batch import BatchJob, BatchProgress, run_batch
+from engine.removal.batch import BatchJob, BatchProgress, BatchSummary, run_batch
 from engine.weights import zoo
 
 COLUMNS = ("File", "Status", "Time", "Message")
@@ -44,7 +44,7 @@ STEPS = 1000  # progress bar resolution
 
 def describe_settings(settings: Settings) -> str:
     choice = settings.engine_choice
-    if choice == "quick":
+    if choice == QUICK:
         return "Quick (classical, no model)"
     try:
         name = zoo.resolve(choice).name
@@ -67,7 +67,7 @@ class BatchDialog(QDialog):
         self.setWindowTitle("Clean a folder")
         self.resize(760, 560)
         self.worker, self.settings = worker, settings
-        self.summary = None
+        self.summary: BatchSummary | None = None
         self._job: BatchJob | None = None
         self._handle: JobHandle | None = None
         self._rows: dict[str, QTreeWidgetItem] = {}
@@ -225,7 +225,7 @@ class BatchDialog(QDialog):
 
     def cancel(self) -> None:
         """Stop after the current step: that photo is abandoned (nothing written)."""
-        if self.running:
+        if self._handle is not None:
             self._handle.cancel()
             self.cancel_button.setEnabled(False)
             self.current_label.setText("Cancelling…")
@@ -275,11 +275,11 @@ class BatchDialog(QDialog):
 
     @Slot(object)
     def _on_done(self, event: Done) -> None:
-        self.summary = event.result
+        summary: BatchSummary = event.result
+        self.summary = summary
         self.progress.setValue(STEPS)
-        report = f" Report: {self.summary.report}" if self.summary.report else ""
-        self.summary_label.setText(f"{self.summary.text()} in "
-                                   f"{self.summary.seconds:.1f} s.{report}")
+        report = f" Report: {summary.report}" if summary.report else ""
+        self.summary_label.setText(f"{summary.text()} in {summary.seconds:.1f} s.{report}")
 
     @Slot(object)
     def _on_failed(self, event: Failed) -> None:

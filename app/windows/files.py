@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from app.open_photo import OpenPhoto
 from app.resources import SAMPLE_PHOTO
 from engine.about import APP_NAME as APP
 from engine.errors import MoebiusError
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from app.windows.welcome import WelcomePage
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +36,17 @@ SAVE_FILTERS = {
 }
 
 
-class FileActions:
-    """The main window's file menu. Holds no state: the open photo (`self.photo`, an
-    OpenPhoto) does. Needs: self.photo, self.settings, self.welcome, self.set_photo()."""
+class FileActions(QMainWindow):
+    """The main window's file menu (a base class of MainWindow, split out for size). It
+    holds no state: the open photo (`self.photo`, an OpenPhoto) does."""
+
+    if TYPE_CHECKING:  # what MainWindow provides (declared for the type checker only)
+        photo: OpenPhoto | None
+        settings: Settings
+        welcome: WelcomePage
+        recent_menu: QMenu
+
+        def set_photo(self, photo: OpenPhoto | None) -> None: ...
 
     @staticmethod
     def image_filter() -> str:
@@ -123,12 +136,13 @@ class FileActions:
         return self._write(photo.path, mark_clean=True)
 
     def save_as(self) -> bool:
+        photo = self.photo
         target = self._ask_target("Save as", suffix="-clean")
-        if target is None:
+        if target is None or photo is None:
             return False
         if self._write(target, mark_clean=True):
-            self.photo.set_path(target)
-            self.photo.confirmed_overwrite = True  # the person chose this file
+            photo.set_path(target)
+            photo.confirmed_overwrite = True  # the person chose this file
             self.settings.add_recent(str(target.resolve()))
             return True
         return False
@@ -145,27 +159,29 @@ class FileActions:
         default = self._folder() / f"{src.stem}{suffix}{ext}"
         wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
                        .replace(".tiff", ".tif")), None)
-        path, chosen = QFileDialog.getSaveFileName(self, title, str(default),
+        name, chosen = QFileDialog.getSaveFileName(self, title, str(default),
                                                    ";;".join(SAVE_FILTERS), wanted or "")
-        if not path:
+        if not name:
             return None
-        path = Path(path)
+        path = Path(name)
         if not is_supported(path):
             path = path.with_suffix(SAVE_FILTERS.get(chosen, ".png"))
         return path
 
     def _write(self, target: Path, mark_clean: bool) -> bool:
+        photo = self.photo
+        if photo is None or photo.loaded is None:
+            return False
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            save_image(target, self.photo.loaded, np.asarray(self.photo.document.pixels),
-                       overwrite=True)
+            save_image(target, photo.loaded, np.asarray(photo.document.pixels), overwrite=True)
         except MoebiusError as exc:
             QGuiApplication.restoreOverrideCursor()
             QMessageBox.warning(self, APP, f"Could not save: {exc}")
             return False
         QGuiApplication.restoreOverrideCursor()
         if mark_clean:
-            self.photo.mark_saved()
+            photo.mark_saved()
         self.statusBar().showMessage(f"Saved {target}", 6000)
         log.info("saved %s", target)
         return True

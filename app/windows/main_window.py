@@ -11,7 +11,14 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Slot
-from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QDesktopServices,
+    QKeyEvent,
+    QKeySequence,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -31,7 +38,7 @@ from app.icons import icon
 from app.jobs.removal import RemovalController
 from app.jobs.worker import Worker
 from app.open_photo import OpenPhoto
-from app.settings import Settings
+from app.settings import QUICK, Settings
 from app.windows.dialogs import ModelDialog, PreferencesDialog
 from app.windows.files import FileActions
 from app.windows.history_panel import HistoryPanel
@@ -97,7 +104,7 @@ class MainWindow(FileActions, QMainWindow):
     def ensure_model(self) -> bool:
         """True when the chosen engine can run now; offers download/import/Quick if not."""
         choice = self.settings.engine_choice
-        if choice == "quick":
+        if choice == QUICK:
             return True
         try:
             self.store().paths(choice)
@@ -107,7 +114,7 @@ class MainWindow(FileActions, QMainWindow):
         dialog = ModelDialog(choice, self.store(), self.worker, self)
         accepted = dialog.exec() == ModelDialog.DialogCode.Accepted
         if dialog.use_quick:
-            self.set_engine_choice("quick")
+            self.set_engine_choice(QUICK)
             return True
         return accepted
 
@@ -169,7 +176,7 @@ class MainWindow(FileActions, QMainWindow):
 
         self.engine_group = QActionGroup(self)
         self.engine_actions = []
-        entries = [("quick", "Quick (no download)",
+        entries = [(QUICK, "Quick (no download)",
                     "Classical inpainting: instant, fine for small spots on plain backgrounds")]
         entries += [(e.id, f"Moebius: {e.name}", e.description) for e in zoo.VARIANTS.values()]
         for key, text, tip in entries:
@@ -403,10 +410,9 @@ class MainWindow(FileActions, QMainWindow):
         self.a_compare.setChecked(self.canvas.isShowingOriginal())
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and \
-                event.key() == COMPARE_KEY and not event.isAutoRepeat():
-            self.toggle_compare(kind == QEvent.Type.KeyPress)
+        if isinstance(event, QKeyEvent) and event.key() == COMPARE_KEY \
+                and not event.isAutoRepeat():
+            self.toggle_compare(event.type() == QEvent.Type.KeyPress)
             return True
         return super().eventFilter(obj, event)
 
@@ -497,9 +503,9 @@ class MainWindow(FileActions, QMainWindow):
         self.size_status.setText(f"{doc.width} × {doc.height} px" if doc else "")
         self.zoom_status.setText(f"{self.canvas.zoom():.0%}" if doc else "")
         choice = self.settings.engine_choice
-        name = "Quick" if choice == "quick" else zoo.resolve(choice).name
+        name = "Quick" if choice == QUICK else zoo.resolve(choice).name
         self.engine_button.setText(name)
-        if choice == "quick":
+        if choice == QUICK:
             self.device_status.setText("Quick · CPU")
         elif not self.device_status.text().startswith("Moebius"):
             self.device_status.setText(f"Device: {self.settings.device}")

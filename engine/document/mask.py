@@ -314,6 +314,7 @@ class MaskModel:
             return None
         pad = pixels if grow else 1
         box = self._clip((area[0] - pad, area[1] - pad, area[2] + pad, area[3] + pad))
+        assert box is not None  # the mask's own bounding box, grown, is inside the photo
         region = self._array[box[1] : box[3], box[0] : box[2]]
         # An exact Euclidean distance transform costs the same for any radius, unlike a
         # dilation whose kernel grows with it. Distances are square roots of integers and

@@ -28,10 +28,19 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
+from PIL import (
+    BmpImagePlugin,
+    ImageFile,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
 
 from engine.errors import ImageFileError, MaskError
 from engine.imageio import meta
@@ -64,7 +73,7 @@ _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 
 # Pillow's per-format classes parse the header without Pillow's global decompression-bomb
 # check (which would refuse images between ~179 and our 250 megapixels); ours runs instead.
-_OPENERS = {
+_OPENERS: dict[str, Callable[[BinaryIO], ImageFile.ImageFile]] = {
     "JPEG": JpegImagePlugin.JpegImageFile,
     "PNG": PngImagePlugin.PngImageFile,
     "WEBP": WebPImagePlugin.WebPImageFile,
@@ -112,7 +121,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         mode, original, pixels = px.decode(im, fmt, data, str(path))
         # Pillow's TIFF pixels may be upright already (it then drops the tag), while
         # OpenCV's 16-bit colour pixels are always as stored.
-        pillow_turned = fmt == "TIFF" and meta.ORIENTATION_TAG not in im.tag_v2
+        pillow_turned = fmt == "TIFF" and meta.ORIENTATION_TAG not in getattr(im, "tag_v2", {})
         turn = 1 if pillow_turned and mode not in px.OPENCV_MODES else orientation
     except ImageFileError:
         raise

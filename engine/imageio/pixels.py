@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from engine.errors import ImageFileError, MaskError
 from engine.imageio import meta
@@ -99,11 +99,15 @@ def decode(im: Image.Image, fmt: str, data: bytes, name: str):
     return target, a, a
 
 
+def _tiff(im: Image.Image) -> TiffImagePlugin.TiffImageFile:
+    return cast(TiffImagePlugin.TiffImageFile, im)
+
+
 def _header_bits(im: Image.Image, fmt: str, data: bytes) -> int:
     if fmt == "PNG":
         return meta.png_header(data)[0]
     if fmt == "TIFF":
-        bits = im.tag_v2.get(258, (1,))
+        bits = _tiff(im).tag_v2.get(258, (1,))
         return max(bits) if isinstance(bits, tuple) else int(bits)
     return 8
 
@@ -114,7 +118,7 @@ def _is_16bit_colour(im: Image.Image, fmt: str, data: bytes) -> bool:
         depth, colour_type = meta.png_header(data)
         return depth == 16 and colour_type in (2, 4, 6)
     if fmt == "TIFF":
-        bits = im.tag_v2.get(258, (1,))
+        bits = _tiff(im).tag_v2.get(258, (1,))
         return isinstance(bits, tuple) and len(bits) > 1 and max(bits) == 16
     return False
 
@@ -122,7 +126,7 @@ def _is_16bit_colour(im: Image.Image, fmt: str, data: bytes) -> bool:
 def _decode_16bit_colour(im: Image.Image, fmt: str, data: bytes, name: str):
     import cv2  # only 16-bit colour files need OpenCV
 
-    if fmt == "TIFF" and im.tag_v2.get(262) not in (1, 2):
+    if fmt == "TIFF" and _tiff(im).tag_v2.get(262) not in (1, 2):
         raise ImageFileError(f"Cannot open '{name}': 16-bit CMYK or Lab TIFF is not supported.")
     # IMREAD_UNCHANGED keeps 16 bits and alpha. We apply the orientation ourselves, later.
     stored = meta.without_orientation(data, fmt)

@@ -81,7 +81,8 @@ def _foreign_imports(path: Path) -> list[str]:
 
     if _is_zip(path):
         return []
-    found, strings = [], []
+    found: list[str] = []
+    strings: list[str] = []
     try:
         with open(path, "rb") as f:
             for op, arg, _ in pickletools.genops(f):

@@ -16,12 +16,14 @@ from engine.net.model import BatchNorm, CrossLambda, DWConv, SelfLambda
 
 
 @torch.no_grad()
-def _fold(layer: nn.Module, bn: BatchNorm) -> None:
+def _fold(layer: nn.Module, bn: nn.Module) -> None:
     """Fold `bn` (applied to `layer`'s output channels) into `layer` (conv or linear)."""
+    assert isinstance(bn, BatchNorm)
     scale, shift = bn.scale_shift()
     w = layer.weight
+    assert isinstance(w, torch.Tensor)
     layer.weight = nn.Parameter(w * scale.reshape(-1, *([1] * (w.dim() - 1))), False)
-    old_bias = layer.bias if layer.bias is not None else torch.zeros_like(shift)
+    old_bias = layer.bias if isinstance(layer.bias, torch.Tensor) else torch.zeros_like(shift)
     layer.bias = nn.Parameter(old_bias * scale + shift, False)
 
 
@@ -32,11 +34,11 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
         if isinstance(module, DWConv):
             _fold(module.conv_dw, module.bn1)
             _fold(module.conv_pw, module.bn2)
-            module.bn1, module.bn2 = nn.Identity(), nn.Identity()
+            module.bn1, module.bn2 = nn.Identity(), nn.Identity()  # type: ignore[assignment]
         elif isinstance(module, (SelfLambda, CrossLambda)):
             _fold(module.to_q, module.norm_q)
             _fold(module.to_v, module.norm_v)
-            module.norm_q, module.norm_v = nn.Identity(), nn.Identity()
+            module.norm_q, module.norm_v = nn.Identity(), nn.Identity()  # type: ignore[assignment]
     remaining = [n for n, m in model.named_modules() if isinstance(m, BatchNorm)]
     if remaining:
         raise RuntimeError(f"batch norms left unfolded: {remaining[:3]}")

@@ -110,8 +110,10 @@ class BatchNorm(nn.BatchNorm2d):
 
     def scale_shift(self) -> tuple[Tensor, Tensor]:
         """(scale, shift) so that BN(x) = x * scale + shift per channel."""
-        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
-        return scale, self.bias - self.running_mean * scale
+        mean, var = self.running_mean, self.running_var
+        assert mean is not None and var is not None  # always tracked (the checkpoint has them)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return scale, self.bias - mean * scale
 
     def on_last_dim(self, t: Tensor) -> Tensor:
         """BN for tensors whose channels are the last dimension, e.g. tokens [B, N, C]."""
@@ -183,7 +185,9 @@ class SelfLambda(nn.Module):
         v = bn_last(self.norm_v, pointwise(x, self.to_v))  # [B, N, v]
 
         # Content lambda; the position kernels' bias reaches every output the same way.
-        content = k.transpose(1, 2) @ v + self.pos_conv.bias[:, None]  # [B, k, v]
+        bias = self.pos_conv.bias
+        assert bias is not None
+        content = k.transpose(1, 2) @ v + bias[:, None]  # [B, k, v]
         y = q.view(b, n * h, dk) @ content  # [B, N*h, v]   content term, one matmul
 
         # Position term. Written out it is  y[n,h,v] += sum_k q[n,h,k] sum_ij P[k,ij] v[n+ij,v],

@@ -175,6 +175,7 @@ class MaskFinder:
             return self.job.shared_mask
         rel = image.relative_to(self.job.input_dir)
         masks = self.job.masks_dir
+        assert masks is not None  # check_folders: a masks folder or one shared mask
         for folder in dict.fromkeys([masks / rel.parent, masks]):
             for suffix in self.suffixes:
                 for candidate in self._stems(folder).get(image.stem.lower() + suffix, []):
@@ -289,6 +290,7 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
         # Masks of another size are scaled (nearest neighbour) when the aspect ratio
         # matches; otherwise load_mask raises MaskError and only this photo fails.
         pixels_mask = masks.get((item.mask, w, h))
+        assert item.mask is not None  # items without a mask are never worked on
         if pixels_mask is None:
             pixels_mask = load_mask(item.mask, (w, h), resize=True)
             if job.shared_mask is not None:  # decoding a 12 MP mask costs ~0.5 s

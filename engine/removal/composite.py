@@ -70,7 +70,7 @@ def model_mask(mask_crop: np.ndarray, size: int, grow: int) -> np.ndarray:
     """
     import cv2
 
-    m = mask_crop.astype(np.float32)
+    m: np.ndarray = mask_crop.astype(np.float32)
     if m.shape[0] != size:
         interp = cv2.INTER_AREA if size < m.shape[0] else cv2.INTER_NEAREST
         m = cv2.resize(m, (size, size), interpolation=interp)

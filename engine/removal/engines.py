@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.events import CancelToken, Returning
+from engine.removal.settings import EngineKind
 from engine.sampling.sampler import SamplerSettings
 
 FillSteps = Generator[tuple[int, int], None, np.ndarray]
@@ -36,7 +37,7 @@ class Engine(Protocol):
 
 
 class QuickEngine:
-    name = "quick"
+    name = str(EngineKind.QUICK)
     max_size = 1024  # larger windows are shrunk: Telea's cost grows with the hole's area
 
     def working_size(self, window_size: int) -> int:
@@ -56,7 +57,7 @@ class QuickEngine:
 
 
 class MoebiusEngine:
-    name = "moebius"
+    name = str(EngineKind.MOEBIUS)
 
     def __init__(self, inpainter, variant: str, settings: SamplerSettings):
         self.inpainter, self.variant, self.settings = inpainter, variant, settings

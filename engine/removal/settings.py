@@ -7,7 +7,7 @@ arguments, the app from Preferences), so ranges and defaults live here and nowhe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -92,11 +92,6 @@ class RemovalSettings:
         out = asdict(self)
         out["engine"] = str(self.engine)
         return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RemovalSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _is_cuda_index(device: str) -> bool:

@@ -63,7 +63,7 @@ class CudaGraphForward:
             # cuDNN's algorithm search can reserve tens of GB of workspace on a large GPU;
             # hand the unused part back so other programs (and the VAE) can have it.
             torch.cuda.empty_cache()
-            return _Recorded(graph, *static, out)
+            return _Recorded(graph, static[0], static[1], static[2], out)
         except Exception as exc:  # noqa: BLE001 - speed-up only: fall back to eager
             log.warning("CUDA graph recording failed (%s); running eagerly", exc)
             return None

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.errors import DeviceUnavailable, SettingsError
+
 if TYPE_CHECKING:
     import torch
 
@@ -77,14 +79,18 @@ def cpu_has_native_bf16() -> bool:
 def choose(device: str = "auto", quality: str = "auto") -> Placement:
     """Resolve the user's device and quality settings to a concrete placement."""
     if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+        raise SettingsError(f"unknown device {device!r}; choose one of "
+                            f"{', '.join(DEVICE_CHOICES)}")
     if quality not in QUALITY_CHOICES:
-        raise ValueError(f"unknown quality {quality!r}; choose auto, exact or fast")
+        raise SettingsError(f"unknown quality {quality!r}; choose auto, exact or fast")
     have = available_devices()
     if device == "auto":
         device = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
     elif device.split(":")[0] not in have:
-        raise RuntimeError(f"device {device!r} is not available on this machine (have: {have})")
+        names = {"cuda": "NVIDIA GPU (CUDA)", "mps": "Apple Metal (MPS) device"}
+        raise DeviceUnavailable(f"--device {device}: this machine has no "
+                                f"{names.get(device.split(':')[0], device)} that PyTorch can "
+                                f"use; use --device auto or cpu")
     return Placement(device, _dtype_for(device, quality))
 
 

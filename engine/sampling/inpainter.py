@@ -8,10 +8,10 @@ photos fit that size (and putting the result back) is the job of `engine.removal
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class MoebiusInpainter:
     def __init__(self, model: RemovalModel, vae: Vae, placement: Placement,
                  cuda_graphs: bool = True):
         self.model, self.vae, self.placement = model, vae, placement
-        self.forward = model
+        self.forward: Callable[..., torch.Tensor] = model
         if placement.device.startswith("cuda") and cuda_graphs:
             from engine.sampling.cuda_graphs import CudaGraphForward, tune_cuda_runtime
 
@@ -66,7 +66,7 @@ class MoebiusInpainter:
 
         if placement.device == "cpu":
             tune_cpu_runtime()
-        model = fold_batch_norms(load_model(unet_path, cache=cache))
+        model = cast("RemovalModel", fold_batch_norms(load_model(unet_path, cache=cache)))
         model = model.to(placement.torch_device, placement.torch_dtype)
         # The VAE stays in fp32 on GPUs: its decoder overflows in fp16.
         vae_dtype = placement.torch_dtype if placement.device == "cpu" else torch.float32

@@ -53,6 +53,8 @@ from engine.weights.state import ModelState
 from engine.weights.zoo import ModelEntry
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from engine.events import CancelToken
 
 # The store's logger, as before these methods moved here, so log lines keep their name.
@@ -120,6 +122,18 @@ class HubDownloads:
     A mixin for `WeightStore`, which provides `root`, `_endpoint`, `folder()`, `state()`,
     `status()`, `_claim()` and `_install()`.
     """
+
+    if TYPE_CHECKING:  # what WeightStore provides (declared for the type checker only)
+        root: Path
+        _endpoint: str | None
+
+        def folder(self, name: str) -> Path: ...
+        def state(self, name: str) -> ModelState: ...
+        def status(self, name: str) -> str: ...
+        def _claim(self, entries: list[ModelEntry],
+                   activity: str) -> AbstractContextManager[None]: ...
+        def _install(self, entry: ModelEntry, staged: Path, hashes: dict,
+                     source: str) -> None: ...
 
     @property
     def endpoint(self) -> str:

@@ -32,7 +32,7 @@ def download_events(store: WeightStore, variant: str, cancel: CancelToken) -> It
         except Cancelled:
             events.put(Failed("Download cancelled; it will resume next time.", cancelled=True))
         except MoebiusError as exc:
-            events.put(Failed(str(exc), error=type(exc).__name__))
+            events.put(Failed(str(exc), error=exc))
         except Exception as exc:  # noqa: BLE001 - shown to the user, never kills the worker
             events.put(Failed(f"Unexpected error while downloading: {exc}"))
 
@@ -53,4 +53,4 @@ def import_events(store: WeightStore, variant: str, path: str,
     try:
         yield Done(store.import_weights(variant, path))
     except MoebiusError as exc:
-        yield Failed(str(exc), error=type(exc).__name__)
+        yield Failed(str(exc), error=exc)

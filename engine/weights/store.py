@@ -20,6 +20,7 @@ Their public names are importable from here as well.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import shutil
@@ -173,7 +174,9 @@ class WeightStore(HubDownloads):
             lines.append(f"Download it in the app or run: {DOWNLOAD_HINT}{entry.id}")
             lines.append(manual_help(*(s.entry for s in problems)))
             raise WeightsMissing("\n".join(lines))
-        files = _read_marker(self.folder(entry.id))["files"]
+        marker = _read_marker(self.folder(entry.id))
+        assert marker is not None  # READY means the marker was read and checked
+        files = marker["files"]
         weight = next(n for n in WEIGHT_NAMES if n in files)
         return self.folder(entry.id) / weight, self.folder(zoo.VAE.id)
 
@@ -254,7 +257,7 @@ class WeightStore(HubDownloads):
             _write_marker(entry, folder, hashes, source)
         return self.state(entry.id)
 
-    def verify_all(self) -> list[ModelState]:
+    def verify_all(self) -> builtins.list[ModelState]:
         """Verify everything that has files; the rest is reported as it is."""
         out = []
         for e in zoo.entries():
@@ -296,7 +299,7 @@ class WeightStore(HubDownloads):
             _check_unet(folder / next(n for n in WEIGHT_NAMES if n in names), self.config)
 
     @contextmanager
-    def _claim(self, entries: list[ModelEntry], activity: str) -> Iterator[None]:
+    def _claim(self, entries: builtins.list[ModelEntry], activity: str) -> Iterator[None]:
         """One writer per model: within this process and across processes (file lock)."""
         from filelock import FileLock, Timeout
 

@@ -31,11 +31,6 @@ class ModelEntry:
     size: int  # approximate download size in bytes
     kind: str  # "unet" or "vae"
 
-    @property
-    def local_names(self) -> tuple[str, ...]:
-        """File names inside the entry's local folder (the repo folder prefix dropped)."""
-        return tuple(f.rsplit("/", 1)[-1] for f in self.files)
-
     def urls(self, endpoint: str = HUB) -> list[str]:
         return [resolve_url(self.repo, f, endpoint) for f in self.files]
 
