@@ -101,7 +101,7 @@ def run_removal(
             yield Progress("loading", 0, 1, 0.0, "Loading the model…")
         engine = host.get(settings)
         cancel.raise_if_cancelled()
-        regions = plan_regions(job.mask, context=settings.context)
+        regions = plan_regions(job.mask, context=settings.context, cancel=cancel)
         work = job.image.copy()
         box = None
         for i, region in enumerate(regions):
