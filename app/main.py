@@ -115,7 +115,7 @@ def run(argv: list[str]) -> int:
     app.setOrganizationName(APP_DIR_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setDesktopFileName(APP_ID)  # matches the .desktop entry (Wayland, docks)
-    from app.resources import ICON
+    from app.assets import ICON
 
     if ICON.is_file():
         from PySide6.QtGui import QIcon

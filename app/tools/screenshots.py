@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     _app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - keep alive
-    from app.resources import SAMPLE_PHOTO
+    from app.assets import SAMPLE_PHOTO
     from app.settings import Settings
     from app.windows.main_window import MainWindow
 

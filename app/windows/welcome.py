@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.icons import icon
-from app.resources import SAMPLE_PHOTO
+from app.assets import SAMPLE_PHOTO
 
 
 class WelcomePage(QWidget):

@@ -1,7 +1,8 @@
 """Where the app's data files (sample photo, icon) are, however it was installed.
 
 A checkout and the PyInstaller bundle keep them in `<root>/resources`; `pip install`
-ships the same folder as the package `app.resources` (see pyproject.toml).
+ships the same folder as the package `app.resources` (see pyproject.toml), beside this
+module.
 """
 
 from __future__ import annotations
