@@ -99,6 +99,15 @@ class Settings:
         self.q.setValue("engine/colour_match", bool(value))
 
     @property
+    def reencode_jpeg(self) -> bool:
+        """Save JPEGs by re-encoding the whole picture instead of keeping untouched blocks."""
+        return self._get("files/reencode_jpeg", False, bool)
+
+    @reencode_jpeg.setter
+    def reencode_jpeg(self, value: bool) -> None:
+        self.q.setValue("files/reencode_jpeg", bool(value))
+
+    @property
     def models_dir(self) -> str:
         return self._get("models/dir", "", str)
 

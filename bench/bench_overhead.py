@@ -5,6 +5,10 @@ and resizing context windows, compositing at full resolution, and file I/O.
 
 The model is replaced by an engine that returns its input at once, so what is timed is
 everything Moebius Studio adds around the network.
+
+JPEG saves are timed both ways on the same photo and removal: keeping the untouched
+blocks (the default, `engine.imageio.jpeg_blocks`) and re-encoding the whole picture, for
+a baseline and a progressive source, with the block path's stages timed apart.
 """
 
 from __future__ import annotations
@@ -84,24 +88,104 @@ def main() -> None:
 
     src = tmp / "photo.jpg"
     Image.fromarray(img).save(src, quality=90)
-    loads, saves = [], []
+    loads, saves, whole = [], [], []
     for i in range(args.repeats):
         t0 = time.perf_counter()
         loaded = load_image(src)
         loads.append(time.perf_counter() - t0)
+        edited = result.apply_to(loaded.pixels)
         t0 = time.perf_counter()
-        save_image(tmp / f"out{i}.jpg", loaded, result.apply_to(loaded.pixels))
+        saved = save_image(tmp / f"out{i}.jpg", loaded, edited)
         saves.append(time.perf_counter() - t0)
+        assert saved.blocks_kept, saved.note
+        t0 = time.perf_counter()
+        save_image(tmp / f"whole{i}.jpg", loaded, edited, keep_jpeg_blocks=False)
+        whole.append(time.perf_counter() - t0)
 
     row = {
         "photo": "6000x4000 RGB", "regions": result.regions,
         "plan_resize_composite_s": statistics.median(removal),
-        "jpeg_load_s": statistics.median(loads), "jpeg_save_s": statistics.median(saves),
+        "jpeg_load_s": statistics.median(loads),
+        "jpeg_save_s": statistics.median(saves),  # blocks kept (the default)
+        "jpeg_save_whole_s": statistics.median(whole),  # the whole picture re-encoded
+        "jpeg_note": saved.note,
+        "jpeg_size_change": (tmp / "out0.jpg").stat().st_size / src.stat().st_size - 1,
+        **block_stages(src, edited, tmp, args.repeats),
+        **progressive(img, edited, tmp),
     }
     print(f"{machine()}\n24 MP, {result.regions} regions: planning + windows + compositing "
-          f"{row['plan_resize_composite_s']:.3f} s; JPEG load {row['jpeg_load_s']:.3f} s, "
-          f"save {row['jpeg_save_s']:.3f} s")
+          f"{row['plan_resize_composite_s']:.3f} s; JPEG load {row['jpeg_load_s']:.3f} s")
+    print(f"JPEG save keeping blocks {row['jpeg_save_s']:.3f} s ({saved.note}; size "
+          f"{100 * row['jpeg_size_change']:+.2f} %), whole re-encode "
+          f"{row['jpeg_save_whole_s']:.3f} s")
+    print("  block path stages: " + ", ".join(
+        f"{k[6:-2]} {v:.3f} s" for k, v in row.items() if k.startswith("stage_")))
+    print(f"progressive source: keeping blocks {row['progressive_save_s']:.3f} s, whole "
+          f"re-encode {row['progressive_save_whole_s']:.3f} s, size "
+          f"{100 * row['progressive_size_change']:+.2f} %")
     write_result("overhead", {"machine": machine(), **row})
+
+
+def block_stages(src: Path, edited, tmp: Path, repeats: int) -> dict:
+    """Where the block path's time goes: finding the change, reading the coefficients
+    (jpeglib), writing them (libjpeg-turbo), against Pillow encoding the whole picture."""
+    import io
+
+    import jpeglib
+    from PIL import Image
+
+    from engine.imageio import jpeg_blocks
+    from engine.imageio.files import load_image
+
+    loaded = load_image(src)
+    stages: dict[str, list[float]] = {}
+
+    def timed_stage(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        stages.setdefault(name, []).append(time.perf_counter() - t0)
+        return out
+
+    jpeglib.version.set("turbo210")
+    for _ in range(repeats):
+        timed_stage("stage_find_change_s", lambda: jpeg_blocks.changed_pixels(loaded.pixels,
+                                                                              edited))
+        coefs = timed_stage("stage_read_coefficients_s", lambda: _read(jpeglib, src))
+        timed_stage("stage_write_coefficients_s", lambda c=coefs: _write(c, tmp))
+        timed_stage("stage_pillow_encode_whole_s", lambda: Image.fromarray(edited).save(
+            io.BytesIO(), "JPEG", quality=90))
+    return {k: statistics.median(v) for k, v in stages.items()}
+
+
+def _read(jpeglib, src: Path):
+    coefs = jpeglib.read_dct(str(src))
+    coefs.load()
+    return coefs
+
+
+def _write(coefs, tmp: Path) -> None:
+    coefs.markers, coefs.content = [], None  # as engine.imageio.jpeg_blocks writes baseline
+    coefs.write_dct(str(tmp / "coefs.jpg"), flags=["-OPTIMIZE_CODING"])
+
+
+def progressive(img, edited, tmp: Path) -> dict:
+    """A progressive source: written back by mozjpeg, which searches for good scans."""
+    from PIL import Image
+
+    from engine.imageio.files import load_image, save_image
+
+    src = tmp / "progressive.jpg"
+    Image.fromarray(img).save(src, quality=90, progressive=True)
+    loaded = load_image(src)
+    t0 = time.perf_counter()
+    save_image(tmp / "p-out.jpg", loaded, edited)
+    kept = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    save_image(tmp / "p-whole.jpg", loaded, edited, keep_jpeg_blocks=False)
+    whole = time.perf_counter() - t0
+    return {"progressive_save_s": kept, "progressive_save_whole_s": whole,
+            "progressive_size_change": (tmp / "p-out.jpg").stat().st_size
+            / src.stat().st_size - 1}
 
 
 if __name__ == "__main__":

@@ -140,12 +140,15 @@ def test_round_trip_keeps_metadata(tmp_path, fmt):
     save_image(dst, image, image.pixels.copy())
     saved = Image.open(dst)
     exif = saved.getexif()
-    assert exif.get(0x0112) == 1  # pixels are upright now
+    # Pixels are stored upright now, except in a JPEG saved as JPEG: it keeps its stored
+    # blocks and so its orientation tag (tests/test_jpeg_blocks.py).
+    turned = 6 if fmt == "JPEG" else 1
+    assert exif.get(0x0112) == turned
     assert exif.get(0x010F) == "Moebius Camera Co"
     assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:06 07:08:09"
     assert saved.info.get("icc_profile") == icc
     again = load_image(dst)
-    assert again.orientation == 1 and again.size == image.size
+    assert again.orientation == turned and again.size == image.size
     if fmt != "WEBP":
         assert again.dpi == pytest.approx(image.dpi, abs=1e-3)
         assert image.dpi == pytest.approx((300, 240), abs=0.01)
@@ -215,8 +218,10 @@ def _with_thumbnail(exif: bytes, thumbnail: bytes) -> bytes:
     return b"Exif\x00\x00" + bytes(tiff)  # fmt: skip
 
 
-def test_stale_exif_thumbnail_is_dropped(tmp_path):
-    # The embedded thumbnail would still show whatever the user removed.
+@pytest.mark.parametrize("keep_blocks", [False, True])
+def test_stale_exif_thumbnail_is_not_kept(tmp_path, keep_blocks):
+    # The embedded thumbnail would still show whatever the user removed: a re-encoded
+    # picture drops it, a block-preserving JPEG save redraws it (tests/test_jpeg_blocks.py).
     thumbnail = _encoded("JPEG")
     src = tmp_path / "t.jpg"
     Image.fromarray(photo(19)).save(src, exif=_with_thumbnail(camera_exif(3), thumbnail))
@@ -224,10 +229,11 @@ def test_stale_exif_thumbnail_is_dropped(tmp_path):
     assert Image.open(src).getexif().get_ifd(ExifTags.IFD.IFD1)  # the thumbnail is there
     image = load_image(src)
     assert image.orientation == 3
-    save_image(tmp_path / "out.jpg", image, image.pixels)
     saved = tmp_path / "out.jpg"
+    save_image(saved, image, edit(image), keep_jpeg_blocks=keep_blocks)
     assert thumbnail not in saved.read_bytes()
     assert Image.open(saved).getexif().get(0x010F) == "Moebius Camera Co"
+    assert bool(Image.open(saved).getexif().get_ifd(ExifTags.IFD.IFD1)) == keep_blocks
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
@@ -253,10 +259,10 @@ def test_explicit_quality_and_format(tmp_path):
     src = tmp_path / "a.png"
     Image.fromarray(photo(5)).save(src)
     image = load_image(src)
-    out = save_image(tmp_path / "noext", image, image.pixels, format="jpg", quality=50)
+    out = save_image(tmp_path / "noext", image, image.pixels, format="jpg", quality=50).path
     assert Image.open(out).format == "JPEG"
     assert abs(load_image(out).jpeg_quality - 50) <= 3
-    assert Image.open(save_image(tmp_path / "same", image, image.pixels)).format == "PNG"
+    assert Image.open(save_image(tmp_path / "same", image, image.pixels).path).format == "PNG"
     with pytest.raises(ImageFileError, match=r"\.gif"):
         save_image(tmp_path / "x.gif", image, image.pixels)
 
@@ -687,7 +693,7 @@ def test_save_refuses_to_overwrite_unless_asked(tmp_path, opened):
         save_image(path, opened, edit(opened))
     assert "out.png" in str(info.value)
     assert path.read_bytes() == first
-    assert save_image(path, opened, edit(opened), overwrite=True) == path
+    assert save_image(path, opened, edit(opened), overwrite=True).path == path
     assert path.read_bytes() != first
 
 

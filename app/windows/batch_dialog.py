@@ -189,7 +189,8 @@ class BatchDialog(QDialog):
         one = self.use_one_mask.isChecked()
         return BatchJob(Path(src), Path(out), None if one else Path(mask),
                         Path(mask) if one else None, self.recursive.isChecked(),
-                        self.overwrite.isChecked(), self.settings.removal_settings())
+                        self.overwrite.isChecked(), self.settings.removal_settings(),
+                        keep_jpeg_blocks=not self.settings.reencode_jpeg)
 
     def start(self) -> str | None:
         """Start the batch on the worker; returns why it cannot, or None."""
@@ -270,8 +271,8 @@ class BatchDialog(QDialog):
         row = self._row(o.source)
         row.setText(1, o.status)
         row.setText(2, f"{o.seconds:.1f} s" if o.seconds else "")
-        row.setText(3, o.message)
-        row.setToolTip(3, o.message)
+        row.setText(3, o.message or o.note)
+        row.setToolTip(3, o.message or o.note)
 
     @Slot(object)
     def _on_done(self, event: Done) -> None:

@@ -84,6 +84,14 @@ class PreferencesDialog(QDialog):
         self.colour_match.setChecked(settings.colour_match)
         form.addRow("", self.colour_match)
 
+        self.reencode_jpeg = QCheckBox("Re-encode the whole JPEG")
+        self.reencode_jpeg.setChecked(settings.reencode_jpeg)
+        self.reencode_jpeg.setToolTip(
+            "Off (recommended): saving a JPEG re-encodes only the 8-32 pixel blocks you "
+            "changed; the rest of the photo keeps its exact bytes. On: the whole picture is "
+            "encoded again, as most editors do, which changes every pixel slightly.")
+        form.addRow("JPEG saving:", self.reencode_jpeg)
+
         models_row = QHBoxLayout()
         self.models_dir = QLineEdit(settings.models_dir)
         self.models_dir.setPlaceholderText("default (your user data folder)")
@@ -114,6 +122,7 @@ class PreferencesDialog(QDialog):
         s.guidance = self.guidance.value()
         s.seed = -1 if self.random_seed.isChecked() else self.seed.value()
         s.colour_match = self.colour_match.isChecked()
+        s.reencode_jpeg = self.reencode_jpeg.isChecked()
         s.models_dir = self.models_dir.text().strip()
         super().accept()
 

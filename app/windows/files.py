@@ -174,7 +174,9 @@ class FileActions(QMainWindow):
             return False
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            save_image(target, photo.loaded, np.asarray(photo.document.pixels), overwrite=True)
+            saved = save_image(target, photo.loaded, np.asarray(photo.document.pixels),
+                               overwrite=True,
+                               keep_jpeg_blocks=not self.settings.reencode_jpeg)
         except MoebiusError as exc:
             QGuiApplication.restoreOverrideCursor()
             QMessageBox.warning(self, APP, f"Could not save: {exc}")
@@ -182,7 +184,8 @@ class FileActions(QMainWindow):
         QGuiApplication.restoreOverrideCursor()
         if mark_clean:
             photo.mark_saved()
-        self.statusBar().showMessage(f"Saved {target}", 6000)
+        note = f" ({saved.note})" if saved.note else ""
+        self.statusBar().showMessage(f"Saved {target}{note}", 8000)
         log.info("saved %s", target)
         return True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.cli.options import add_removal_options, report_failure, settings_from_args
 from engine.cli.progress_bar import ProgressBar
+from engine.cli.remove import REENCODE_HELP
 from engine.events import Done, Failed, Item, Progress
 
 DESCRIPTION = """\
@@ -37,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--recursive", action="store_true",
                    help="include sub-folders (their structure is kept in the output)")
     p.add_argument("--overwrite", action="store_true", help="redo photos whose output exists")
+    p.add_argument("--reencode-jpeg", action="store_true", help=REENCODE_HELP)
     add_removal_options(p)
 
 
@@ -44,7 +46,8 @@ def run(args) -> int:
     from engine.removal.batch import BatchJob, run_batch, write_report
 
     job = BatchJob(args.input_dir, args.output_dir, args.masks, args.mask, args.recursive,
-                   args.overwrite, settings_from_args(args))
+                   args.overwrite, settings_from_args(args),
+                   keep_jpeg_blocks=not args.reencode_jpeg)
     bar = ProgressBar(sys.stderr)
     outcomes = []
     t0 = time.perf_counter()
@@ -58,6 +61,9 @@ def run(args) -> int:
                 if o.status in ("failed", "no mask"):
                     bar.close()
                     print(f"{o.status}: {o.source}: {o.message}", file=sys.stderr)
+                elif o.note:  # a JPEG re-encoded whole although blocks were to be kept
+                    bar.close()
+                    print(f"note: {o.source}: {o.note}", file=sys.stderr)
             elif isinstance(event, Failed):
                 bar.close()
                 report_failure(event)

@@ -10,6 +10,9 @@ from engine.cli.options import add_removal_options, report_failure, settings_fro
 from engine.cli.progress_bar import ProgressBar
 from engine.events import Done, Failed, Progress
 
+REENCODE_HELP = ("JPEG output: encode the whole picture again instead of re-encoding only "
+                 "the blocks the removal changed")
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("remove", help="remove what a mask marks from one photo")
@@ -18,6 +21,7 @@ def add_parser(sub) -> None:
                    help="mask image of the same size: white (>= 128) = remove")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--reencode-jpeg", action="store_true", help=REENCODE_HELP)
     add_removal_options(p)
 
 
@@ -49,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         elif isinstance(event, Done):
             bar.close()
             result = event.result
-            out = save_image(args.output, image, result.apply_to(image.pixels),
-                             overwrite=args.overwrite)
-            print(f"{out}  ({result.regions} region(s), {result.seconds:.1f} s, "
+            saved = save_image(args.output, image, result.apply_to(image.pixels),
+                               overwrite=args.overwrite, keep_jpeg_blocks=not args.reencode_jpeg)
+            print(f"{saved.path}  ({result.regions} region(s), {result.seconds:.1f} s, "
                   f"{result.engine}, seed {result.seed})")
+            if saved.note:
+                print(f"  {saved.note}")
     return 0

@@ -19,8 +19,9 @@ Decisions:
   WebP or BMP becomes 8-bit; transparency saved as JPEG or BMP is flattened onto white.
 
 Helpers live beside this module: `meta` (file signatures, EXIF, JPEG settings), `pixels`
-(modes, splicing, masks), `write` (encoders, atomic write), `sixteen_bit` (16-bit writers)
-and `loaded` (the LoadedImage type).
+(modes, splicing, masks), `write` (encoders, atomic write), `sixteen_bit` (16-bit writers),
+`jpeg_blocks` and `jpeg_segments` (JPEG saves that keep the untouched blocks) and `loaded`
+(the LoadedImage and SavedImage types).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from PIL import (
 from engine.errors import ImageFileError, MaskError
 from engine.imageio import meta
 from engine.imageio import pixels as px
-from engine.imageio.loaded import LoadedImage
+from engine.imageio.jpeg_blocks import BlockSave, BlocksNotKept, keep_blocks
+from engine.imageio.loaded import LoadedImage, SavedImage
 from engine.imageio.pixels import mask_from_array, to_rgb8
 from engine.imageio.write import atomic_write, encode
 
@@ -53,6 +55,7 @@ __all__ = [
     "MAX_PIXELS",
     "SUPPORTED_EXTENSIONS",
     "LoadedImage",
+    "SavedImage",
     "is_supported",
     "load_image",
     "load_mask",
@@ -155,6 +158,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if fmt == "JPEG":
         loaded.jpeg_quality = meta.estimate_jpeg_quality(getattr(im, "quantization", None))
         loaded.jpeg_subsampling = meta.jpeg_subsampling(im)
+        loaded.jpeg_data = data
     if mode == "P":
         loaded.palette, loaded.transparency = px.palette_of(im)
     log.info(
@@ -221,14 +225,20 @@ def save_image(
     overwrite: bool = False,
     format: str | None = None,
     quality: int | None = None,
-) -> Path:
-    """Save edited working `pixels` of `image` to `path`, atomically; returns the path.
+    keep_jpeg_blocks: bool = True,
+) -> SavedImage:
+    """Save edited working `pixels` of `image` to `path`, atomically.
 
     The format is `format`, else the extension's, else (no extension) the original one.
     Untouched pixels stay bit-identical in lossless formats, and 16-bit stays 16-bit where
     the format allows. `pixels` may also be uint8 for a 16-bit image: pixels equal to the
     8-bit rendering of the original keep their 16-bit values. `quality` (1..100) is for
     JPEG and lossy WebP; by default JPEG keeps the source's estimated quality.
+
+    A JPEG saved as JPEG keeps every untouched block of the source file exactly
+    (`engine.imageio.jpeg_blocks`) unless `keep_jpeg_blocks` is False or a `quality` is
+    given; where that cannot be done, the whole picture is re-encoded as usual and the
+    returned note says why.
     """
     path = Path(path)
     fmt = _target_format(path, format, image.format)
@@ -251,10 +261,47 @@ def save_image(
             f"Cannot save '{path}': the file already exists. "
             "Choose another name or allow overwriting."
         )
+    note = ""
+    if fmt == "JPEG" and image.format == "JPEG":
+        kept, note = _keep_jpeg_blocks(image, pixels, quality, keep_jpeg_blocks)
+        if kept is not None:
+            data = kept.data
+            atomic_write(path, lambda fp: _write_all(fp, data), overwrite)
+            log.info("saved %s keeping the untouched JPEG blocks (%d of %d MCUs re-encoded)",
+                     path.name, kept.touched, kept.total)
+            return SavedImage(path, note, blocks_kept=True)
     out = px.fit_format(px.splice(image, pixels), fmt, pixels)
     atomic_write(path, lambda fp: encode(fp, fmt, out, image, quality), overwrite)
     log.info("saved %s as %s %s", path.name, fmt, out.mode)
-    return path
+    return SavedImage(path, note, blocks_kept=False if note else None)
+
+
+def _write_all(fp: BinaryIO, data: bytes) -> None:
+    fp.write(data)
+
+
+def _keep_jpeg_blocks(
+    image: LoadedImage, pixels: np.ndarray, quality: int | None, wanted: bool
+) -> tuple[BlockSave | None, str]:
+    """A JPEG source saved as JPEG: the block-preserving file and its note, or (None, why
+    the whole picture is re-encoded). Any failure here only means a normal save."""
+    reason = None
+    if not wanted:
+        reason = "re-encoding the whole JPEG was asked for"
+    elif quality is not None:
+        reason = f"quality {quality} was asked for"
+    else:
+        try:
+            kept = keep_blocks(image, pixels)
+            return kept, kept.note()
+        except BlocksNotKept as exc:
+            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - never lose a save to this optimisation
+            log.warning("the block-preserving JPEG save failed; re-encoding the whole "
+                        "picture instead", exc_info=True)
+            reason = f"keeping its blocks failed ({exc})"
+    log.info("re-encoding the whole JPEG: %s", reason)
+    return None, f"the whole JPEG was re-encoded: {reason}"
 
 
 def _target_format(path: Path, format: str | None, original: str) -> str:

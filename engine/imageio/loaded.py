@@ -27,6 +27,7 @@ class LoadedImage:
     text: dict[str, str] = field(default_factory=dict)  # PNG tEXt/zTXt/iTXt chunks
     jpeg_quality: int | None = None  # estimated from the quantization tables
     jpeg_subsampling: int | None = None  # 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+    jpeg_data: bytes | None = None  # a JPEG file as opened: saves keep its untouched blocks
     palette: bytes | None = None  # P: RGB triplets
     transparency: int | bytes | None = None  # P: transparent index, or alpha per index
     webp_lossless: bool | None = None
@@ -40,3 +41,14 @@ class LoadedImage:
     def size(self) -> tuple[int, int]:
         """(width, height) of the upright image."""
         return self.pixels.shape[1], self.pixels.shape[0]
+
+
+@dataclass(frozen=True)
+class SavedImage:
+    """Where a photo was saved, and a note for the status bar or the command line."""
+
+    path: Path
+    note: str = ""  # how a JPEG was written: blocks kept, or why it was re-encoded whole
+    # For a JPEG saved as JPEG: True if its untouched blocks were kept, False if the whole
+    # picture was re-encoded (asked for, or a fallback: see note); None for other saves.
+    blocks_kept: bool | None = None

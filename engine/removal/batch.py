@@ -50,6 +50,7 @@ class BatchJob:
     recursive: bool = False
     overwrite: bool = False
     settings: RemovalSettings = field(default_factory=RemovalSettings)
+    keep_jpeg_blocks: bool = True  # JPEG outputs re-encode only the blocks that changed
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Outcome:
     seconds: float = 0.0
     message: str = ""
     mask: str | None = None
+    note: str = ""  # why a JPEG had to be re-encoded whole, when that was not asked for
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,7 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
          cancel: CancelToken, host: EngineHost, masks: dict):
     t0 = time.perf_counter()
     src, name = str(item.source), str(item.source.relative_to(job.input_dir))
+    note = ""
     try:
         image = load_image(item.source)
         w, h = image.size
@@ -312,15 +315,19 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
                 return _outcome(item, ItemStatus.FAILED, event.message, time.perf_counter() - t0)
             elif isinstance(event, Done):
                 item.output.parent.mkdir(parents=True, exist_ok=True)
-                save_image(item.output, image, event.result.apply_to(image.pixels),
-                           overwrite=job.overwrite)
+                saved = save_image(item.output, image, event.result.apply_to(image.pixels),
+                                   overwrite=job.overwrite, keep_jpeg_blocks=job.keep_jpeg_blocks)
+                if job.keep_jpeg_blocks and saved.blocks_kept is False:
+                    note = saved.note
     except MoebiusError as exc:
         return _outcome(item, ItemStatus.FAILED, str(exc), time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
         log.exception("batch: %s failed", src)
         return _outcome(item, ItemStatus.FAILED, f"Unexpected error: {exc}",
                         time.perf_counter() - t0)
-    return _outcome(item, ItemStatus.DONE, "", time.perf_counter() - t0, output=True)
+    done = _outcome(item, ItemStatus.DONE, "", time.perf_counter() - t0, output=True)
+    done.note = note
+    return done
 
 
 def write_report(job: BatchJob, outcomes: list[Outcome], seconds: float) -> Path | None:
