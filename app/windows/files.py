@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
-from app.open_photo import OpenPhoto
 from app.assets import SAMPLE_PHOTO
+from app.open_photo import OpenPhoto
 from engine.about import APP_NAME as APP
 from engine.errors import MoebiusError
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
