@@ -127,10 +127,13 @@ def run(argv: list[str]) -> int:
 
         return smoke_test(app)
 
+    from app.windows.device_notice import show_device_notice
     from app.windows.main_window import MainWindow
 
     window = MainWindow()
     window.show()
+    QTimer.singleShot(0, lambda: show_device_notice(window.settings, window.statusBar(),
+                                                    window.device_status))
     if args.photo:
         QTimer.singleShot(0, lambda: window.open_path(Path(args.photo)))
     if args.quit_after is not None:  # smoke tests: start, then close cleanly

@@ -116,6 +116,15 @@ class Settings:
         self.q.setValue("models/dir", value)
 
     @property
+    def device_notice(self) -> str:
+        """The last start-up notice about the device shown (app/windows/device_notice.py)."""
+        return self._get("notices/device", "", str)
+
+    @device_notice.setter
+    def device_notice(self, value: str) -> None:
+        self.q.setValue("notices/device", value)
+
+    @property
     def recent_files(self) -> list[str]:
         value = self.q.value("files/recent", [])
         if isinstance(value, str):

@@ -10,6 +10,7 @@ import configparser
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -157,6 +158,11 @@ def test_spec_builds_one_folder_a_console_twin_on_windows_and_a_mac_app(monkeypa
     assert any(dest == "torch.dist-info" for _, dest in datas)
     assert "tkinter" in analysis.kwargs["excludes"]
     assert all(not dest.startswith("torch/test/") for dest, *_ in analysis.datas)
+    # jpeglib's libjpeg builds are loaded by folder scan: the three the saver uses go in.
+    jpeg = {Path(src).name for src, dest in analysis.kwargs["binaries"]
+            if dest == "jpeglib/cjpeglib"}
+    assert {f"cjpeglib_{b}.abi3.so" for b in recipe.JPEGLIB_BUILDS} <= jpeg or \
+        platform != "linux"
     exes = [m for m in made if type(m).__name__ == "EXE"]
     windowed = platform in ("win32", "darwin")
     assert exes[0].kwargs["name"] == "MoebiusStudio"
@@ -192,8 +198,88 @@ def test_build_script_is_one_runnable_command(build):
         assert os.access(path, os.X_OK)
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", build.PYINSTALLER_VERSION)
     assert build.SPEC.is_file()
-    assert build.BUNDLE == ROOT / "dist" / "MoebiusStudio"
+    assert build.bundle_dir("cuda") == ROOT / "dist" / "cuda" / "MoebiusStudio"
     assert build.recipe.version() and build.recipe.platform_tag().count("-") == 1
+
+
+def test_archive_names_say_the_flavour_and_a_mismatched_environment_is_refused(build):
+    recipe = build.recipe
+    assert recipe.archive_stem("cuda").endswith(f"-{recipe.platform_tag()}-cuda")
+    assert recipe.archive_stem("cpu") == (
+        f"MoebiusStudio-{recipe.version()}-{recipe.platform_tag()}-cpu")
+    have = recipe.environment_flavour()  # this environment's torch
+    assert have in recipe.FLAVOURS[recipe.system()]
+    assert build.check_flavour(have) is None
+    other = next((f for f in recipe.FLAVOURS[recipe.system()] if f != have), None)
+    if other is not None:
+        problem = build.check_flavour(other)
+        assert f"has torch's {have.upper()} build" in problem
+        assert f"installer/build --flavour {other}" in problem
+    assert "has the flavours" in build.check_flavour("mps" if have != "mps" else "cuda")
+    for system, flavours in recipe.FLAVOURS.items():
+        assert all((system, f) in recipe.TORCH_FOR for f in flavours)
+
+
+def test_cuda_trim_drops_only_what_nothing_needs(recipe):
+    toc = [(dest, f"/site/{dest}", "BINARY") for dest in (
+        "nvidia/cu13/lib/libcublas.so.13", "nvidia/cu13/lib/libcublasLt.so.13",
+        "nvidia/cu13/lib/libcusolverMg.so.12", "nvidia/cu13/lib/libcusolver.so.12",
+        "torch/lib/libtorch_cuda_linalg.so", "torch/lib/libtorch_cuda.so",
+        "nvidia/cu13/lib/libnvrtc.so.13", "nvidia/cu13/lib/libnvrtc.alt.so.13",
+        "nvidia/cudnn/lib/libcudnn_adv.so.9", "nvidia/nvshmem/lib/nvshmem_transport_ucx.so.3",
+        "nvidia/nccl/lib/libnccl.so.2")]
+    kept, dropped = recipe.cuda_trimmed(toc)
+    assert [d for d, *_ in dropped] == [
+        "nvidia/cu13/lib/libcusolverMg.so.12", "nvidia/cu13/lib/libcusolver.so.12",
+        "torch/lib/libtorch_cuda_linalg.so", "nvidia/cu13/lib/libnvrtc.alt.so.13",
+        "nvidia/nvshmem/lib/nvshmem_transport_ucx.so.3"]
+    assert "nvidia/cudnn/lib/libcudnn_adv.so.9" in [d for d, *_ in kept]  # loaded by name
+    needs = {"/site/torch/lib/libtorch_cuda.so": ["libcublas.so.13", "libnccl.so.2"]}
+    assert recipe.still_needed(kept, dropped, lambda src: needs.get(src, [])) == []
+    needs["/site/nvidia/nccl/lib/libnccl.so.2"] = ["libcusolver.so.12"]
+    assert recipe.still_needed(kept, dropped, lambda src: needs.get(src, [])) == [
+        "nvidia/cu13/lib/libcusolver.so.12 (needed by nvidia/nccl/lib/libnccl.so.2)"]
+
+
+def test_gtk_theme_and_the_system_libraries_only_it_needed_are_dropped(recipe, tmp_path):
+    system, env = tmp_path / "usr" / "lib", tmp_path / "venv"
+    for folder in (system, env / "PySide6"):
+        folder.mkdir(parents=True)
+    files = {name: system / name for name in ("libgtk-3.so.0", "libcairo.so.2",
+                                               "libfontconfig.so.1", "libxcb.so.1")}
+    files["libqxcb.so"] = env / "PySide6" / "libqxcb.so"
+    files["libqgtk3.so"] = env / "PySide6" / "libqgtk3.so"
+    for path in files.values():
+        path.write_bytes(b"\x7fELF")
+    needs = {files["libqxcb.so"]: ["libxcb.so.1", "libfontconfig.so.1"],
+             files["libqgtk3.so"]: ["libgtk-3.so.0", "libfontconfig.so.1"],
+             files["libgtk-3.so.0"]: ["libcairo.so.2"]}
+    toc = [("PySide6/Qt/plugins/platforms/libqxcb.so", str(files["libqxcb.so"]), "BINARY"),
+           ("PySide6/Qt/plugins/platformthemes/libqgtk3.so", str(files["libqgtk3.so"]),
+            "BINARY")]
+    toc += [(name, str(files[name]), "BINARY") for name in ("libgtk-3.so.0", "libcairo.so.2",
+                                                            "libfontconfig.so.1", "libxcb.so.1")]
+    trimmed = recipe.trimmed(toc)
+    assert "PySide6/Qt/plugins/platformthemes/libqgtk3.so" not in [d for d, *_ in trimmed]
+    kept, dropped = recipe.without_unneeded_system_libraries(
+        trimmed, lambda src: needs.get(Path(src), []), homes=[str(env)])
+    assert sorted(d for d, *_ in dropped) == ["libcairo.so.2", "libgtk-3.so.0"]
+    assert [d for d, *_ in kept] == ["PySide6/Qt/plugins/platforms/libqxcb.so",
+                                     "libfontconfig.so.1", "libxcb.so.1"]
+
+
+def test_no_development_tool_metadata_is_bundled(recipe, tmp_path):
+    dev = recipe.dev_packages()
+    assert {"pytest", "hypothesis", "pytest_qt", "mypy", "ruff", "pyinstaller"} <= dev
+    pairs = [("/s/hypothesis-6.1.dist-info", "hypothesis-6.1.dist-info"),
+             ("/s/pytest_qt-4.5.0.dist-info", "pytest_qt-4.5.0.dist-info"),
+             ("/s/safetensors-0.9.dist-info", "safetensors-0.9.dist-info"),
+             ("/s/diffusers-0.38.0.dist-info", "diffusers-0.38.0.dist-info")]
+    assert [d for _, d in recipe.without_dev_metadata(pairs)] == [
+        "safetensors-0.9.dist-info", "diffusers-0.38.0.dist-info"]
+    (tmp_path / "_internal" / "hypothesis-6.1.dist-info").mkdir(parents=True)
+    (tmp_path / "_internal" / "torch").mkdir()
+    assert recipe.dev_packages_in(tmp_path) == ["_internal/hypothesis-6.1.dist-info"]
 
 
 def _desktop_keys(text: str) -> dict:
@@ -276,3 +362,149 @@ def test_appimage_directory_layout(tmp_path, monkeypatch, build):
     assert os.access(appdir / "AppRun", os.X_OK)
     assert _desktop_keys((appdir / "moebius-studio.desktop").read_text())["Exec"] == (
         "MoebiusStudio %f")
+
+
+# ---- the desktop entry, read as the desktop-entry specification says -----------------
+
+EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")
+
+
+def _unescape_string(value: str) -> str:
+    """Undo the escapes of a value of type string (applied before Exec's quoting)."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            out.append({"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}[value[i + 1]])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def exec_argv(value: str, file: str) -> list[str]:
+    """The program and arguments a launcher runs for an Exec value and one file (%f)."""
+    text, argv, i = _unescape_string(value), [], 0
+    while i < len(text):
+        if text[i] == " ":
+            i += 1
+            continue
+        if text[i] == '"':
+            arg, i = "", i + 1
+            while text[i] != '"':
+                if text[i] == "\\":
+                    assert text[i + 1] in '"`$\\', f"invalid escape in {value!r}"
+                    arg, i = arg + text[i + 1], i + 2
+                else:
+                    arg, i = arg + text[i], i + 1
+            i += 1
+        else:
+            end = text.find(" ", i)
+            arg, i = text[i:end if end >= 0 else len(text)], end if end >= 0 else len(text)
+            assert not EXEC_RESERVED & set(arg), f"unquoted reserved character in {value!r}"
+        if arg == "%f":
+            argv.append(file)
+            continue
+        assert "%" not in arg.replace("%%", ""), f"unknown field code in {arg!r}"
+        argv.append(arg.replace("%%", "%"))
+    return argv
+
+
+AWKWARD_FOLDERS = ["Moebius 100%", 'say "cheese"', "back\\slash", "$HOME and `date`",
+                   "semi;colon & amp (1)", "plain"]
+
+
+@pytest.mark.parametrize("folder", AWKWARD_FOLDERS)
+def test_exec_line_is_escaped_as_the_specification_requires(build, folder):
+    program = f"/opt/{folder}/MoebiusStudio"
+    keys = _desktop_keys(build.render_desktop_entry(program, "moebius-studio"))
+    assert exec_argv(keys["Exec"], "/photos/a b.jpg") == [program, "/photos/a b.jpg"]
+    assert _unescape_string(keys["TryExec"]) == program
+    if folder == "Moebius 100%":
+        assert keys["Exec"] == '"/opt/Moebius 100%%/MoebiusStudio" %f'
+    if folder == "plain":
+        assert keys["Exec"] == "/opt/plain/MoebiusStudio %f"
+
+
+def _validate(entry: Path) -> None:
+    tool = shutil.which("desktop-file-validate")
+    if tool is None:
+        return
+    out = subprocess.run([tool, str(entry)], capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="runs sh")
+@pytest.mark.parametrize("folder", AWKWARD_FOLDERS)
+def test_installed_entry_starts_the_bundle_from_an_awkward_folder(tmp_path, build, folder):
+    """The installed menu entry, read as a launcher reads it, starts the app in a folder
+    named e.g. `Moebius 100%`; desktop-file-validate accepts it."""
+    bundle = tmp_path / folder / "MoebiusStudio"
+    (bundle / "_internal" / "resources").mkdir(parents=True)
+    (bundle / "_internal" / "resources" / "icon.png").write_bytes(b"png")
+    started = tmp_path / "started.txt"
+    app = bundle / "MoebiusStudio"  # stands in for the app: records how it was started
+    app.write_text(f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" > "{started}"\n')
+    app.chmod(0o755)
+    build.add_linux_files(bundle)
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
+    subprocess.run(["sh", str(bundle / "install-desktop-entry.sh")], env=env, check=True,
+                   capture_output=True)
+    entry = tmp_path / "data" / "applications" / "moebius-studio.desktop"
+    keys = _desktop_keys(entry.read_text(encoding="utf-8"))
+    assert _unescape_string(keys["TryExec"]) == str(app)
+    argv = exec_argv(keys["Exec"], "/photos/holiday 1.jpg")
+    assert argv == [str(app), "/photos/holiday 1.jpg"]
+    subprocess.run(argv, check=True, timeout=30)
+    assert started.read_text().splitlines() == [str(app), "/photos/holiday 1.jpg"]
+    _validate(entry)
+
+
+def test_desktop_file_validate_accepts_the_rendered_entries(tmp_path, build):
+    if shutil.which("desktop-file-validate") is None:
+        pytest.skip("desktop-file-validate is not installed (Debian: desktop-file-utils; "
+                    ".ci/run installs it); the specification checks above still ran")
+    for i, folder in enumerate(AWKWARD_FOLDERS):
+        entry = tmp_path / f"moebius-studio-{i}.desktop"
+        entry.write_text(build.render_desktop_entry(f"/opt/{folder}/MoebiusStudio",
+                                                    "moebius-studio"), encoding="utf-8")
+        _validate(entry)
+    bad = tmp_path / "bad.desktop"  # the checker is real: an unescaped % is refused
+    bad.write_text("[Desktop Entry]\nType=Application\nName=X\nExec=\"/opt/Moebius 100%/x\" %f\n")
+    out = subprocess.run(["desktop-file-validate", str(bad)], capture_output=True, text=True)
+    assert out.returncode != 0 or out.stdout.strip()
+
+
+# ---- library search paths --------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("gcc") is None,
+                    reason="builds a shared library with gcc (Linux)")
+def test_build_machine_search_paths_are_removed_and_the_library_still_loads(tmp_path, build):
+    elf = build.elf  # installer/elf.py, as the build uses it
+    source = tmp_path / "lib.c"
+    source.write_text("int answer(void) { return 42; }\n")
+    flags = {"mixed": "-Wl,-rpath,/build/venv/lib:$ORIGIN/deps",
+             "foreign": "-Wl,--enable-new-dtags,-rpath,/root/.pyenv/lib",
+             "own": "-Wl,-rpath,$ORIGIN"}
+    for name, flag in flags.items():
+        lib = tmp_path / f"lib{name}.so"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(source), flag,
+                        "-Wl,--no-as-needed", "-lm"], check=True)
+        before = elf.read_dynamic(lib)
+        assert "libm.so.6" in before.needed
+        removed = elf.drop_foreign_search_paths(lib)
+        after = elf.read_dynamic(lib)
+        assert after.needed == before.needed
+        assert all(elf.is_bundle_relative(p) for p in after.rpath + after.runpath)
+        if name == "mixed":
+            assert removed == ["/build/venv/lib"] and after.rpath + after.runpath == [
+                "$ORIGIN/deps"]
+        elif name == "foreign":
+            assert removed == ["/root/.pyenv/lib"] and after.runpath == []
+        else:
+            assert removed == [] and after.rpath + after.runpath == ["$ORIGIN"]
+        import ctypes
+
+        assert ctypes.CDLL(str(lib)).answer() == 42  # still a library the loader takes
+    assert elf.read_dynamic(source).needed == [] and elf.needed(source) == []

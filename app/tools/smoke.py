@@ -220,3 +220,5 @@ def _check_network() -> None:
     report(f"network code ran in {time.perf_counter() - t0:.2f} s (imports {imported:.2f} s): "
            f"torch {version('torch')}, diffusers {version('diffusers')}, "
            f"huggingface_hub {version('huggingface_hub')}; weights would go to {models_root()}")
+    # What a removal would run on here; a GPU build without a usable GPU says why.
+    report(f"device: {choose('auto', 'auto').describe()}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,10 +35,18 @@ QUALITIES = [("auto", "Automatic: fast on a GPU, exact on the CPU"),
 
 
 class PreferencesDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None):
+    """The removal settings, and the device they run on (`in_use`: found by a job on the
+    worker, because it imports torch; `in_use_ready` is emitted when it is shown)."""
+
+    in_use_ready = Signal()
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None,
+                 worker: Worker | None = None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.settings = settings
+        self.worker = worker
+        self._probe: JobHandle | None = None
         form = QFormLayout()
 
         self.device = QComboBox()
@@ -52,6 +60,14 @@ class PreferencesDialog(QDialog):
             self.quality.addItem(label, key)
         self.quality.setCurrentIndex(max(0, self.quality.findData(settings.quality)))
         form.addRow("Quality:", self.quality)
+
+        self.in_use = QLabel("")
+        self.in_use.setWordWrap(True)
+        self.in_use.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("In use:", self.in_use)
+        self.device.currentIndexChanged.connect(self._show_device_in_use)
+        self.quality.currentIndexChanged.connect(self._show_device_in_use)
+        self._show_device_in_use()
 
         self.steps = QSpinBox()
         self.steps.setRange(1, 100)
@@ -109,6 +125,37 @@ class PreferencesDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(buttons)
 
+    @Slot()
+    def _show_device_in_use(self) -> None:
+        """The device the chosen settings run on, with its memory, and why not a GPU."""
+        if self.worker is None:
+            self.in_use.setText("")
+            return
+        if self._probe is not None:
+            self._probe.cancel()  # its answer is for settings no longer chosen
+        from engine.sampling.hardware import device_report_events
+
+        device, quality = self.device.currentData(), self.quality.currentData()
+        self.in_use.setText("Checking…")
+
+        def make_events(cancel, host):
+            return device_report_events(device, quality)
+
+        handle = self.worker.submit(make_events, "device in use")
+        self._probe = handle
+        handle.done.connect(lambda event: self._device_found(handle, event.result))
+        handle.failed.connect(lambda event: self._device_found(handle, None, event.message))
+
+    def _device_found(self, handle: JobHandle, report, error: str = "") -> None:
+        if handle is not self._probe or handle.cancel_requested:
+            return
+        self._probe = None
+        if report is None:
+            self.in_use.setText(error)
+        else:
+            self.in_use.setText(report.summary + (f"\n{report.note}" if report.note else ""))
+        self.in_use_ready.emit()
+
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
         if folder:
@@ -125,6 +172,12 @@ class PreferencesDialog(QDialog):
         s.reencode_jpeg = self.reencode_jpeg.isChecked()
         s.models_dir = self.models_dir.text().strip()
         super().accept()
+
+    def done(self, result: int) -> None:
+        if self._probe is not None:  # nobody will read its answer
+            self._probe.cancel()
+            self._probe = None
+        super().done(result)
 
 
 class ModelDialog(QDialog):

@@ -448,7 +448,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def open_preferences(self) -> None:
         before = self.settings.models_dir
-        if PreferencesDialog(self.settings, self).exec() and self.settings.models_dir != before:
+        dialog = PreferencesDialog(self.settings, self, self.worker)
+        if dialog.exec() and self.settings.models_dir != before:
             self._store = None  # a new models folder: look there from now on
         self._update_status()
 

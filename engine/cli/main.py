@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from engine.about import APP_ID
+from engine.about import APP_ID, command_line
 from engine.cli import batch, models, remove
 from engine.errors import MoebiusError
 
@@ -27,9 +27,10 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=APP_ID, description="Object removal with Moebius.")
+    parser = argparse.ArgumentParser(prog=command_line(""),
+                                     description="Object removal with Moebius.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"{APP_ID} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     remove.add_parser(sub)
     batch.add_parser(sub)

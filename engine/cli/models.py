@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.about import command_line
 from engine.errors import Cancelled, MoebiusError
 from engine.weights import zoo
 from engine.weights.store import ENV_VAR, ModelState, WeightStore
@@ -63,7 +64,7 @@ def _list(store: WeightStore, args) -> int:
         print(f"{default} {s.id:<12} {s.status:<12} {size:>8}  {what}")
         if s.detail:
             print(f"  {'':<12} {s.detail}")
-    print("* = default. Download with: python main.py models download NAME")
+    print(f"* = default. Download with: {command_line('models download NAME')}")
     return 0
 
 

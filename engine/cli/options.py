@@ -11,7 +11,8 @@ import sys
 from engine.errors import WeightsMissing
 from engine.events import Failed
 from engine.removal.settings import RANGES, EngineKind, RemovalSettings
-from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
+from engine.sampling.device import QUALITY_CHOICES
+from engine.sampling.hardware import device_option_help
 from engine.weights import zoo
 
 DEFAULTS = RemovalSettings()
@@ -53,8 +54,7 @@ def add_removal_options(p: argparse.ArgumentParser) -> None:
                    help=f"guidance scale, {r['guidance'].text()} (default {DEFAULTS.guidance})")
     p.add_argument("--seed", type=_number("seed", int), default=DEFAULTS.seed,
                    help=f"random seed, 0 to 2^64-1 (default {DEFAULTS.seed})")
-    p.add_argument("--device", default=DEFAULTS.device,
-                   help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto)")
+    p.add_argument("--device", default=DEFAULTS.device, help=device_option_help())
     p.add_argument("--quality", choices=QUALITY_CHOICES, default=DEFAULTS.quality,
                    help="exact: fp32; fast: fp16 on GPUs, bf16 on CPUs that have it "
                         "(slightly different pixels); auto (default): fast on a GPU only")

@@ -19,7 +19,7 @@ import ctypes
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.errors import DeviceUnavailable, SettingsError
@@ -37,6 +37,8 @@ QUALITY_CHOICES = ("auto", "exact", "fast")
 class Placement:
     device: str  # "cpu", "cuda", "cuda:1", "mps"
     dtype: str  # "float32", "bfloat16", "float16"
+    # Why a GPU build runs on the CPU here ("no NVIDIA driver was found"), else "".
+    note: str = field(default="", compare=False)
 
     @property
     def torch_device(self) -> torch.device:
@@ -52,7 +54,8 @@ class Placement:
 
     def describe(self) -> str:
         names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-        return f"{self.device.upper()} {names[self.dtype]}"
+        text = f"{self.device.upper()} {names[self.dtype]}"
+        return f"{text} (GPU build on the CPU: {self.note})" if self.note else text
 
 
 def available_devices() -> list[str]:
@@ -84,14 +87,51 @@ def choose(device: str = "auto", quality: str = "auto") -> Placement:
     if quality not in QUALITY_CHOICES:
         raise SettingsError(f"unknown quality {quality!r}; choose auto, exact or fast")
     have = available_devices()
+    requested = device
     if device == "auto":
         device = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
     elif device.split(":")[0] not in have:
-        names = {"cuda": "NVIDIA GPU (CUDA)", "mps": "Apple Metal (MPS) device"}
-        raise DeviceUnavailable(f"--device {device}: this machine has no "
-                                f"{names.get(device.split(':')[0], device)} that PyTorch can "
-                                f"use; use --device auto or cpu")
-    return Placement(device, _dtype_for(device, quality))
+        raise DeviceUnavailable(_unavailable(device))
+    note = ""
+    if requested == "auto" and device == "cpu":
+        from engine.sampling.hardware import cuda_unusable_reason
+
+        reason = cuda_unusable_reason()
+        if reason:
+            note = reason
+            _log_once(f"the GPU build runs on the CPU: {reason}")
+    return Placement(device, _dtype_for(device, quality), note)
+
+
+def _unavailable(device: str) -> str:
+    """Why `device` cannot be used, and what to do instead."""
+    from engine.sampling.hardware import cuda_unusable_reason, gpu_build_notice, torch_build
+
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        notice = gpu_build_notice()
+        if notice:  # the CPU build on a machine with an NVIDIA GPU
+            return f"--device {device}: {notice} Until then use --device auto or cpu."
+        if torch_build().kind == "cpu":
+            return (f"--device {device}: this is a CPU-only installation and this machine "
+                    "has no NVIDIA driver; use --device auto or cpu")
+        reason = cuda_unusable_reason()
+        if reason:
+            return f"--device {device}: CUDA cannot be used: {reason}; use --device auto or cpu"
+        return (f"--device {device}: this machine has no such NVIDIA GPU; "
+                "use --device auto, cpu or cuda")
+    names = {"mps": "Apple Metal (MPS) device"}
+    return (f"--device {device}: this machine has no {names.get(kind, device)} that "
+            "PyTorch can use; use --device auto or cpu")
+
+
+_said: set[str] = set()
+
+
+def _log_once(note: str) -> None:
+    if note not in _said:
+        _said.add(note)
+        log.warning("%s", note)
 
 
 def _dtype_for(device: str, quality: str) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.about import command_line
 from engine.errors import Cancelled, CheckpointError, DiskFull, MoebiusError
 from engine.weights.zoo import ModelEntry
 
@@ -33,7 +34,6 @@ IMPORTING = ".importing"  # staging for an import; always removed before returni
 LOCKS = ".locks"
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 IMPORTABLE_SUFFIXES = (".bin", ".safetensors", ".pt", ".pth")
-VERIFY_HINT = "python main.py models verify "
 VAE_KEYS = ("in_channels", "out_channels", "latent_channels", "block_out_channels")
 
 
@@ -43,9 +43,10 @@ def manual_help(*entries: ModelEntry) -> str:
     for entry in entries:
         urls = "\n".join(f"  {u}" for u in entry.urls())
         if entry.kind == "vae":
-            how = "save both in one folder, then run:\n  python main.py models import vae <folder>"
+            how = ("save both in one folder, then run:\n  "
+                   + command_line("models import vae <folder>"))
         else:
-            how = f"then run:\n  python main.py models import {entry.id} <downloaded file>"
+            how = "then run:\n  " + command_line(f"models import {entry.id} <downloaded file>")
         parts.append(f"{urls}\n{how}")
     return "To get the weights by hand, download\n" + "\nand download\n".join(parts)
 
@@ -152,7 +153,7 @@ def _write_marker(entry: ModelEntry, folder: Path, hashes: dict, source: str) ->
 def _marker_problem(entry: ModelEntry, folder: Path, marker: dict | None) -> str | None:
     """None when the marker vouches for the files as they are now; otherwise why not."""
     if marker is None:
-        return f"not verified; run: {VERIFY_HINT}{entry.id}"
+        return "not verified; run: " + command_line(f"models verify {entry.id}")
     if marker.get("damaged"):
         return str(marker["damaged"])
     files = marker["files"]
@@ -166,7 +167,8 @@ def _marker_problem(entry: ModelEntry, folder: Path, marker: dict | None) -> str
         except OSError:
             return f"{n} is missing"
         if st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns"):
-            return f"{n} changed after it was verified; run: {VERIFY_HINT}{entry.id}"
+            return (f"{n} changed after it was verified; run: "
+                    + command_line(f"models verify {entry.id}"))
     return None
 
 
@@ -280,7 +282,7 @@ def _diagnose(sd, expected: dict) -> tuple[str, bool]:
     if "quant_conv.weight" in keys or any(k.startswith("encoder.down_blocks") for k in keys):
         return (
             "it is an autoencoder (VAE) file, not a Moebius network; the autoencoder is "
-            "imported with: python main.py models import vae <folder>",
+            "imported with: " + command_line("models import vae <folder>"),
             False,
         )
     shared = keys & set(expected)

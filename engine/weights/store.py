@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.about import APP_DIR_NAME
+from engine.about import APP_DIR_NAME, command_line
 from engine.errors import CheckpointError, MoebiusError, UnknownModel, WeightsMissing
 from engine.net.checkpoint import SAFETENSORS_CACHE_NAME
 from engine.net.config import CONFIG_DIR
@@ -44,7 +44,6 @@ from engine.weights.files import (
     LOCKS,
     MARKER,
     VAE_KEYS,
-    VERIFY_HINT,
     WEIGHT_NAMES,
     _check_unet,
     _check_vae,
@@ -69,8 +68,8 @@ if TYPE_CHECKING:
     from engine.net.config import MoebiusConfig
 
 __all__ = [  # the public names, wherever they are defined
-    "DOWNLOAD_HINT", "ENV_VAR", "IMPORTABLE_SUFFIXES", "IMPORTING", "INCOMING",
-    "LOCKS", "MARKER", "REPORT_BYTES", "REPORT_SECONDS", "VAE_CONFIG", "VAE_KEYS", "VERIFY_HINT",
+    "ENV_VAR", "IMPORTABLE_SUFFIXES", "IMPORTING", "INCOMING",
+    "LOCKS", "MARKER", "REPORT_BYTES", "REPORT_SECONDS", "VAE_CONFIG", "VAE_KEYS",
     "WEIGHT_NAMES", "ModelState", "ProgressFn", "Status", "WeightStore", "manual_help",
     "models_root",
 ]
@@ -78,7 +77,6 @@ __all__ = [  # the public names, wherever they are defined
 log = logging.getLogger(__name__)
 
 VAE_CONFIG = CONFIG_DIR / "pixelhacker_vae.json"
-DOWNLOAD_HINT = "python main.py models download "
 
 
 def models_root(override: str | os.PathLike | None = None) -> Path:
@@ -171,7 +169,8 @@ class WeightStore(HubDownloads):
             for s in problems:
                 why = f" ({s.detail})" if s.detail else ""
                 lines.append(f"  {s.entry.name}: {s.status}{why}")
-            lines.append(f"Download it in the app or run: {DOWNLOAD_HINT}{entry.id}")
+            lines.append("Download it in the app or run: "
+                         + command_line(f"models download {entry.id}"))
             lines.append(manual_help(*(s.entry for s in problems)))
             raise WeightsMissing("\n".join(lines))
         marker = _read_marker(self.folder(entry.id))

@@ -16,12 +16,33 @@ if [ "${1:-}" = "--remove" ]; then
     exit 0
 fi
 
+case "$here" in
+    *"
+"*) echo "This folder's path contains a line break; move it elsewhere first." >&2; exit 1 ;;
+esac
 mkdir -p "$(dirname "$entry")" "$(dirname "$icon")"
 cp "$here/_internal/resources/icon.png" "$icon"
-# sed replacement text: escape \, & and the | delimiter that a folder name may contain.
-exe=$(printf '%s' "$here/MoebiusStudio" | sed 's/[\\&|]/\\&/g')
-sed -e "s|@EXEC@|\"$exe\"|" -e "s|@TRYEXEC@|$exe|" -e "s|@ICON@|moebius-studio|" \
-    "$here/share/moebius-studio.desktop.in" > "$entry"
+# Escaping as the desktop-entry specification requires ("The Exec key"): the program is
+# one quoted argument, inside which ", `, $ and \ take a backslash; a literal % is %%
+# (else it is a field code); then the value's string escaping doubles every backslash.
+# TryExec is a plain string: only that last step. awk fills the template with index()
+# and substr(), so no character of the path means anything to it.
+program="$here/MoebiusStudio"
+EXEC=\"$(printf '%s' "$program" | sed -e 's/[\\"`$]/\\&/g' -e 's/%/%%/g' -e 's/\\/\\\\/g')\"
+TRYEXEC=$(printf '%s' "$program" | sed -e 's/\\/\\\\/g')
+export EXEC TRYEXEC
+awk '
+function put(line, key, value,    out, i) {
+    out = ""
+    while ((i = index(line, key)) > 0) {
+        out = out substr(line, 1, i - 1) value
+        line = substr(line, i + length(key))
+    }
+    return out line
+}
+{ print put(put(put($0, "@EXEC@", ENVIRON["EXEC"]), "@TRYEXEC@", ENVIRON["TRYEXEC"]),
+            "@ICON@", "moebius-studio") }
+' "$here/share/moebius-studio.desktop.in" > "$entry"
 chmod +x "$entry"
 command -v update-desktop-database >/dev/null 2>&1 && update-desktop-database -q "$(dirname "$entry")" || true
 echo "Moebius Studio is now in the applications menu ($entry)."
