@@ -26,7 +26,7 @@ INSTALLER = ROOT / "installer"
 
 if str(ROOT) not in sys.path:  # the names below are the app's own (engine/about.py)
     sys.path.insert(0, str(ROOT))
-from engine.about import APP_NAME, BUNDLE_EXE  # noqa: E402
+from engine.about import BUNDLE_EXE  # noqa: E402
 
 EXE_NAME = BUNDLE_EXE  # the app executable and the bundle folder (dist/MoebiusStudio/)
 CLI_NAME = "moebius-cli"  # Windows only: the same program as a console executable
