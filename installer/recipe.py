@@ -26,12 +26,13 @@ INSTALLER = ROOT / "installer"
 
 if str(ROOT) not in sys.path:  # the names below are the app's own (engine/about.py)
     sys.path.insert(0, str(ROOT))
-from engine.about import BUNDLE_EXE  # noqa: E402
+from engine import about  # noqa: E402
 
-EXE_NAME = BUNDLE_EXE  # the app executable and the bundle folder (dist/MoebiusStudio/)
+APP_NAME = about.APP_NAME  # what people see: window title, .app name, menu entry
+EXE_NAME = about.BUNDLE_EXE  # the app executable and the bundle folder (dist/MoebiusStudio/)
 CLI_NAME = "moebius-cli"  # Windows only: the same program as a console executable
 BUNDLE_ID = "io.github.moebiusstudio.MoebiusStudio"  # macOS CFBundleIdentifier
-DESKTOP_ID = "moebius-studio"  # Linux: moebius-studio.desktop, icon name moebius-studio
+DESKTOP_ID = about.APP_ID  # Linux: moebius-studio.desktop, icon name moebius-studio
 ENTRY_SCRIPT = ROOT / "main.py"
 
 ICON_PNG = ROOT / "resources" / "icon.png"
