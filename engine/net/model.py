@@ -484,6 +484,11 @@ class RemovalModel(nn.Module):
         """sample [B, 9, H, W], timestep [1] or [B], input_ids [B, 10] -> eps [B, 4, H, W]"""
         return self.diff_model(sample, timestep, self.embedding_layer(input_ids))
 
+    def stop_blocks(self) -> list[nn.Module]:
+        """The large blocks between which a pass may stop (engine/net/interrupt.py)."""
+        unet = self.diff_model
+        return [*unet.down_blocks, *unet.up_blocks, unet.conv_out]
+
     def cfg_ids(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
         """The guidance batch's ids: `batch` unconditional rows (10..19), then conditional."""
         m = self.config.tokens_per_row
