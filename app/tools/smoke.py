@@ -105,8 +105,8 @@ def run(app: QApplication) -> int:
 
 
 def _run(app: QApplication, started: float, stage: list, tmp: Path) -> None:
-    from app.icons import icon
     from app.assets import SAMPLE_PHOTO
+    from app.icons import icon
     from app.settings import QUICK, Settings
     from app.windows.main_window import MainWindow
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.icons import icon
 from app.assets import SAMPLE_PHOTO
+from app.icons import icon
 
 
 class WelcomePage(QWidget):
