@@ -61,6 +61,12 @@ class WorkPlan:
 
     stages: list[tuple[str, int]]
     _at: int = field(default=-1, init=False)
+    _before: list[float] = field(default_factory=list, init=False)  # typical cost so far
+
+    def __post_init__(self) -> None:
+        self._before = [0.0]
+        for stage, units in self.stages:
+            self._before.append(self._before[-1] + units * _typical(stage))
 
     def progress(self, stage: str, step: int, total: int, message: str = "") -> Progress:
         """`step` of `total` units of `stage` are done (for network steps, in the
@@ -70,8 +76,8 @@ class WorkPlan:
         if found is not None:
             self._at = found
         ahead = tuple(self.stages[self._at + 1:])
-        weight = sum(n * _typical(s) for s, n in self.stages) or 1.0
-        done = sum(n * _typical(s) for s, n in self.stages[: max(self._at, 0)])
+        weight = self._before[-1] or 1.0
+        done = self._before[max(self._at, 0)]
         if found is not None:
             units = self.stages[found][1]
             done += max(units - max(total - step, 0), 0) * _typical(stage)

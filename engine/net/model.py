@@ -485,9 +485,11 @@ class RemovalModel(nn.Module):
         return self.diff_model(sample, timestep, self.embedding_layer(input_ids))
 
     def stop_blocks(self) -> list[nn.Module]:
-        """The large blocks between which a pass may stop (engine/net/interrupt.py)."""
+        """Where a pass may stop (engine/net/interrupt.py): before each resnet and
+        transformer of the UNet, and before its output convolution."""
         unet = self.diff_model
-        return [*unet.down_blocks, *unet.up_blocks, unet.conv_out]
+        inner = [m for m in unet.modules() if isinstance(m, ResnetBlock | Transformer)]
+        return [*inner, unet.conv_out]
 
     def cfg_ids(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
         """The guidance batch's ids: `batch` unconditional rows (10..19), then conditional."""
