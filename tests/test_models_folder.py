@@ -169,3 +169,27 @@ def test_the_missing_weights_dialog_installs_the_vae_file_it_is_given(
         dialog.import_path(Path(tiny_weights))
     assert store.status("ft_places2") == Status.READY
     worker.shutdown()
+
+
+def test_the_offline_message_is_plain(store, monkeypatch, tmp_path):
+    """No "[Errno -2] Name or service not known", no DNS; the mirror setting is named only
+    to people who set it; every missing file's address is listed."""
+    from engine.errors import HubUnreachable
+    from engine.weights import zoo
+    from tests.fakehub import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    offline = WeightStore(store.root, config=store.config, vae_config=store.vae_config,
+                          endpoint=dead)
+    with pytest.raises(HubUnreachable) as err:
+        offline.download("ft_ffhq", retries=0)
+    message = str(err.value)
+    assert "offline" in message and "Errno" not in message and "DNS" not in message
+    assert "HF_ENDPOINT" not in message
+    for url in (*zoo.resolve("ft_ffhq").urls(), *zoo.VAE.urls()):
+        assert url in message
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    with pytest.raises(HubUnreachable, match=f"HF_ENDPOINT={dead}"):
+        WeightStore(store.root, config=store.config, vae_config=store.vae_config).download(
+            "vae", retries=0)
