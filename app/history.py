@@ -138,6 +138,18 @@ class HistoryStack(QUndoStack):
     def __init__(self, parent=None, byte_limit: int = DEFAULT_BYTE_LIMIT):
         super().__init__(parent)
         self._byte_limit = int(byte_limit)
+        # Which pixels the bottom of the stack stands for: None for the photo as opened,
+        # else the last pixel edit that was dropped to stay under the limit.
+        self.base_pixels: object | None = None
+
+    def pixels_at(self, index: int) -> object | None:
+        """A token for the photo's pixels at history `index`: the newest pixel edit below
+        it (mask edits do not count), or `base_pixels`. Equal tokens, equal pixels."""
+        for i in range(min(index, self.count()) - 1, -1, -1):
+            command = self.command(i)
+            if isinstance(command, CompositeEditCommand) and command.edit.image is not None:
+                return command.edit
+        return self.base_pixels
 
     def byteLimit(self) -> int:
         return self._byte_limit
@@ -169,6 +181,10 @@ class HistoryStack(QUndoStack):
         while first < len(cmds) - 1 and total > target:
             total -= sizes[first]
             first += 1
+        dropped_pixels = [c.edit for c in cmds[:first] if isinstance(c, CompositeEditCommand)
+                          and c.edit.image is not None]
+        if dropped_pixels:
+            self.base_pixels = dropped_pixels[-1]
         clean = self.cleanIndex() - first  # where the clean state lands after the drop
         clones = [c.clone_applied() for c in cmds[first:]]
         log.info("history over %d bytes: dropping %d oldest steps", self._byte_limit, first)

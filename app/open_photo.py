@@ -46,6 +46,7 @@ class OpenPhoto(QObject):
         self._jobs: list[JobHandle] = []  # running or queued
         self._job_ids: set[int] = set()  # every job ever started on this photo
         self._last_removal: tuple[RemovalJob, PatchCommand] | None = None
+        self._saved_pixels: object | None = None  # history's pixel token when last saved
 
     @classmethod
     def open(cls, path: Path, parent: QObject | None = None) -> OpenPhoto:
@@ -62,8 +63,11 @@ class OpenPhoto(QObject):
 
     @property
     def is_modified(self) -> bool:
-        """Unsaved changes to the pixels (a painted mask alone is not a change to save)."""
-        return not self.history.isClean()
+        """Unsaved changes to the pixels. A painted mask alone is not a change to save, and
+        undoing a removal back to the saved pixels leaves nothing unsaved."""
+        clean = self.history.cleanIndex()
+        saved = self.history.pixels_at(clean) if clean >= 0 else self._saved_pixels
+        return self.history.pixels_at(self.history.index()) is not saved
 
     @property
     def original_pixels(self) -> np.ndarray | None:
@@ -74,6 +78,7 @@ class OpenPhoto(QObject):
         self.pathChanged.emit()
 
     def mark_saved(self) -> None:
+        self._saved_pixels = self.history.pixels_at(self.history.index())
         self.history.setClean()
 
     # -- jobs -----------------------------------------------------------------------------

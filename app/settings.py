@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 from engine.about import APP_DIR_NAME
 from engine.removal.settings import EngineKind, RemovalSettings
@@ -98,6 +99,8 @@ class Settings:
     def colour_match(self, value: bool) -> None:
         self.q.setValue("engine/colour_match", bool(value))
 
+    # The models folder is shared with the command line: it lives in the engine's settings
+    # file (engine/weights/location.py), not in QSettings. "" means the default folder.
     @property
     def reencode_jpeg(self) -> bool:
         """Save JPEGs by re-encoding the whole picture instead of keeping untouched blocks."""
@@ -109,11 +112,65 @@ class Settings:
 
     @property
     def models_dir(self) -> str:
-        return self._get("models/dir", "", str)
+        from engine.weights.location import configured_models_dir, set_models_dir
+
+        legacy = self._get("models/dir", "", str)
+        if legacy:  # chosen before the setting was shared: move it over once
+            if configured_models_dir() is None:
+                set_models_dir(legacy)
+            self.q.remove("models/dir")
+        folder = configured_models_dir()
+        return str(folder) if folder is not None else ""
 
     @models_dir.setter
     def models_dir(self, value: str) -> None:
-        self.q.setValue("models/dir", value)
+        from engine.weights.location import set_models_dir
+
+        self.q.remove("models/dir")
+        set_models_dir(value or None)
+
+    # -- remembered between runs ------------------------------------------------------------
+
+    def stage_costs(self, key: str) -> dict[str, float]:
+        """Seconds per unit of each job stage measured last time on this machine (for the
+        time-left estimate; engine/eta.py), for jobs of kind `key`."""
+        try:
+            data = json.loads(str(self.q.value(f"progress/{key}", "{}")))
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def set_stage_costs(self, key: str, costs: dict[str, float]) -> None:
+        self.q.setValue(f"progress/{key}", json.dumps({k: round(v, 4) for k, v in
+                                                      costs.items()}))
+
+    @property
+    def brush_size(self) -> int:
+        return self._get("canvas/brush_size", 0, int)
+
+    @brush_size.setter
+    def brush_size(self, value: int) -> None:
+        self.q.setValue("canvas/brush_size", int(value))
+
+    @property
+    def window_geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    @window_geometry.setter
+    def window_geometry(self, value: QByteArray) -> None:
+        self.q.setValue("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        value = self.q.value("window/state")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self.q.setValue("window/state", value)
 
     @property
     def device_notice(self) -> str:

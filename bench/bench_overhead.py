@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, write_result
+from engine.removal.engines import FillStep
 
 
 class NullEngine:
@@ -33,7 +34,7 @@ class NullEngine:
         return 512
 
     def fill(self, image, hole, seed, cancel):
-        yield (1, 1)
+        yield FillStep("filling", 0, 1)
         return image
 
     def describe(self) -> str:
@@ -44,7 +45,7 @@ class NullHost:
     def is_loaded(self, job) -> bool:
         return True
 
-    def get(self, job):
+    def get(self, job, cancel=None):
         return NullEngine()
 
 

@@ -112,3 +112,62 @@ def tiny_models_dir(tiny_store, monkeypatch) -> Path:
     """The tiny models folder, selected for code that reads MOEBIUS_MODELS_DIR."""
     monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(tiny_store.root))
     return tiny_store.root
+
+
+@pytest.fixture(autouse=True)
+def _own_config_folder(tmp_path_factory, monkeypatch):
+    """Each test has its own user config folder, so the settings file that the command line
+    and the app share (engine/weights/location.py) never carries over between tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
+# ---- a fake model server (tests/fakehub.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def served_files(tiny_weights, reference_dir, tmp_path_factory) -> dict:
+    """Repo path -> bytes: the tiny UNet as the authors' .bin, the tiny VAE re-saved as .bin."""
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.weights import zoo
+
+    vae_bin = tmp_path_factory.mktemp("vae_bin") / "diffusion_pytorch_model.bin"
+    torch.save(load_file(str(reference_dir / "tiny_vae" / "diffusion_pytorch_model.safetensors")),
+               vae_bin)
+    unet = tiny_weights.read_bytes()
+    files = {(zoo.MOEBIUS_REPO, f"{v}/diffusion_pytorch_model.bin"): unet for v in zoo.VARIANTS}
+    config = reference_dir / "tiny_vae" / "config.json"
+    files[(zoo.VAE_REPO, "vae/config.json")] = config.read_bytes()
+    files[(zoo.VAE_REPO, "vae/diffusion_pytorch_model.bin")] = vae_bin.read_bytes()
+    return files
+
+
+@pytest.fixture
+def hub(served_files, monkeypatch, tmp_path):
+    """A fake Hugging Face hub on 127.0.0.1 serving the tiny models (tests/fakehub.py);
+    huggingface_hub is pointed at it for the test."""
+    from huggingface_hub import constants
+
+    from tests.fakehub import FakeHub
+
+    fake = FakeHub()
+    for (repo, path), data in served_files.items():
+        fake.add(repo, path, data)
+    fake.start()
+    # huggingface_hub reads these at import time, so the constants are patched too.
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+    template = fake.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield fake
+    fake.stop()

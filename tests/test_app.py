@@ -165,7 +165,7 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
 
 
 def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, monkeypatch):
-    from app.windows import dialogs
+    from app.windows import model_dialog
     from engine.weights.store import WeightStore
 
     path, img, mask = photo
@@ -181,7 +181,7 @@ def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, m
         dialog.quick.click()
         return dialog.result()
 
-    monkeypatch.setattr(dialogs.ModelDialog, "exec", fake_exec)
+    monkeypatch.setattr(model_dialog.ModelDialog, "exec", fake_exec)
     with qtbot.waitSignal(w.jobs.finished, timeout=60000):
         w.remove()
     assert shown and "not installed" in shown[0]
@@ -192,7 +192,7 @@ def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, m
 
 def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo, tmp_path,
                                                          tiny_weights, reference_dir):
-    from app.windows.dialogs import ModelDialog
+    from app.windows.model_dialog import ModelDialog
     from engine.net.config import MoebiusConfig
     from engine.weights.store import WeightStore
 
@@ -207,15 +207,34 @@ def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo,
     _dispose(w)
 
 
+def answer_boxes(monkeypatch, choices: list[str]) -> list[tuple[str, list[str]]]:
+    """Message boxes answer themselves: each clicks the button named by the next choice
+    (mnemonic marks ignored). Returns (text, button texts) of every box shown."""
+    shown = []
+
+    def fake_exec(box):
+        shown.append((box.text(), [b.text() for b in box.buttons()]))
+        want = choices.pop(0)
+        next(b for b in box.buttons() if b.text().replace("&", "") == want).click()
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+    return shown
+
+
 def test_closing_with_unsaved_changes_asks_first(qtbot, window, photo, monkeypatch):
     path, _, mask = photo
+    window.set_engine_choice("quick")
     window.open_path(path)
     _paint(window, mask)
-    answers = [QMessageBox.StandardButton.Cancel]
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    with qtbot.waitSignal(window.jobs.finished, timeout=60000):
+        window.remove()
+    shown = answer_boxes(monkeypatch, ["Cancel"])
     window.close()
     assert window.isVisible()  # cancelled: still open, nothing lost
-    answers.append(QMessageBox.StandardButton.Discard)
+    assert shown and "Save the changes" in shown[0][0]
+    assert all("&" in text for text in shown[0][1])  # every button has a mnemonic
+    answer_boxes(monkeypatch, ["Don't save"])
     window.close()
     assert not window.isVisible()
 

@@ -276,7 +276,7 @@ def test_tiny_model_loads_once_per_run(folder, tiny_host):
     progress = [e for e in events if isinstance(e, BatchProgress)]
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and max(fractions) <= 1.0
-    assert any(e.stage == "denoising" and e.total == 2 for e in progress)
+    assert any(e.stage == "denoising" and e.total == 3 for e in progress)  # the person's steps
     _check_outputs(f, PHOTOS, quick=False)
     # The same host later (the app's worker): everything is skipped, nothing reloads.
     events = list(run_batch(_job(f), None, tiny_host))

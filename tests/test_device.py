@@ -33,13 +33,15 @@ def test_gpu_qualities(monkeypatch):
 
 
 def test_unavailable_device_is_refused(monkeypatch):
-    from engine.sampling import device
+    from engine.sampling import device, hardware
 
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(hardware, "gpu_build_notice", lambda: None)  # no NVIDIA driver
+    monkeypatch.setattr(hardware, "torch_build", lambda: hardware.TorchBuild("cpu"))
     with pytest.raises(DeviceUnavailable) as err:
         choose("cuda")
-    assert str(err.value) == ("--device cuda: this machine has no NVIDIA GPU (CUDA) that "
-                              "PyTorch can use; use --device auto or cpu")
+    assert str(err.value) == ("--device cuda: this is a CPU-only installation and this "
+                              "machine has no NVIDIA driver; use --device auto or cpu")
 
 
 def test_bad_settings_are_refused():

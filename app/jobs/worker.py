@@ -10,9 +10,11 @@ signal is routed to the handle on the GUI thread (so a handle is only ever touch
 freed, there). Cancellation is cooperative: each handle has its own CancelToken.
 
 Shutting down never waits for a job: the thread is told to stop after the current job
-and is deleted (`deleteLater`) once it has finished; its runner is released then too. A
-model load or a VAE decode cannot be interrupted, so it is abandoned rather than waited
-for; the process waits for such threads only when it exits (`wait_for_abandoned`).
+and is deleted (`deleteLater`) once it has finished; its runner is released then too.
+Jobs check their token between steps, between the network's and the autoencoder's
+blocks and between the parts of a model load, but one part (reading a weight file) cannot
+be interrupted, so a job still in one is abandoned rather than waited for; the process
+waits for such threads only when it exits (`wait_for_abandoned`).
 """
 
 from __future__ import annotations
@@ -180,8 +182,8 @@ class Worker(QObject):
     def shutdown(self) -> None:
         """Cancel every job and let the thread end on its own; returns at once.
 
-        The thread stops after its current job checks its cancel token (a model load or
-        decode in progress runs to its end first); it is then deleted with deleteLater."""
+        The thread stops after its current job checks its cancel token (a part of a model
+        load in progress runs to its end first); it is then deleted with deleteLater."""
         thread, self._thread = self._thread, None
         if thread is None:
             return

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.jobs.worker import JobHandle, Worker
 from app.settings import QUICK, Settings
+from app.windows.reveal import show_folder
 from engine.errors import MoebiusError, WeightsMissing
 from engine.eta import Eta, format_eta
 from engine.events import Done, Failed, Item
@@ -237,8 +237,8 @@ class BatchDialog(QDialog):
 
     def open_output(self) -> QUrl | None:
         url = self.output_url()
-        if url is not None:
-            QDesktopServices.openUrl(url)
+        if url is not None:  # without a file manager: says where the folder is
+            show_folder(self, Path(url.toLocalFile()), "The output folder")
         return url
 
     def _set_running(self, running: bool) -> None:

@@ -124,9 +124,9 @@ class FileActions(QMainWindow):
                               parent=self)
             box.setInformativeText("The original photo is replaced by the edited one. "
                                    "Choose Save As to keep the original.")
-            replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
-            save_as = box.addButton("Save As…", QMessageBox.ButtonRole.ActionRole)
-            box.addButton(QMessageBox.StandardButton.Cancel)
+            replace = box.addButton("&Replace", QMessageBox.ButtonRole.AcceptRole)
+            save_as = box.addButton("Save &As…", QMessageBox.ButtonRole.ActionRole)
+            box.addButton("&Cancel", QMessageBox.ButtonRole.RejectRole)
             box.exec()
             if box.clickedButton() is save_as:
                 return self.save_as()
@@ -144,6 +144,7 @@ class FileActions(QMainWindow):
             photo.set_path(target)
             photo.confirmed_overwrite = True  # the person chose this file
             self.settings.add_recent(str(target.resolve()))
+            self.welcome.setRecent(self.settings.recent_files)
             return True
         return False
 
@@ -156,7 +157,10 @@ class FileActions(QMainWindow):
             return None
         src = self.photo.path or Path("photo.jpg")
         ext = src.suffix.lower() if is_supported(src) else ".png"
-        default = self._folder() / f"{src.stem}{suffix}{ext}"
+        stem = src.stem if src.stem.endswith(suffix) else f"{src.stem}{suffix}"  # once only
+        default = self._folder() / f"{stem}{ext}"
+        if default == self.photo.path:  # never suggest writing over the file being edited
+            default = default.with_name(f"{stem}-copy{ext}")
         wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
                        .replace(".tiff", ".tif")), None)
         name, chosen = QFileDialog.getSaveFileName(self, title, str(default),
@@ -193,13 +197,16 @@ class FileActions(QMainWindow):
         """True if there is nothing unsaved, or the person saved or chose to discard it."""
         if self.photo is None or not self.photo.is_modified:
             return True
-        answer = QMessageBox.question(
-            self, APP, f"Save the changes to {self.photo.name}?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-        if answer == QMessageBox.StandardButton.Save:
+        box = QMessageBox(QMessageBox.Icon.Question, APP,
+                          f"Save the changes to {self.photo.name}?", parent=self)
+        save = box.addButton("&Save", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Do&n't save", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("&Cancel", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(save)
+        box.exec()
+        if box.clickedButton() is save:
             return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+        return box.clickedButton() is discard
 
     # -- drag and drop --------------------------------------------------------------------
 

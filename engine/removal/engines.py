@@ -4,22 +4,39 @@
   good for dust spots, thin wires and date stamps on plain backgrounds.
 * `MoebiusEngine`: the diffusion model at 512x512, kept loaded between jobs.
 
-`fill(image, hole, seed, cancel)` is a generator: it yields (step, total) while it works
-and returns the filled uint8 RGB image of the same size.
+`fill(image, hole, seed, cancel)` is a generator: it yields a `FillStep` as each part of
+its work starts or a network step ends, and returns the filled uint8 RGB image of the same
+size. `fill_stages(settings)` says in advance which stages a fill goes through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from engine.events import CancelToken, Returning
-from engine.removal.settings import EngineKind
+from engine.removal.settings import EngineKind, RemovalSettings
+from engine.sampling.inpainter import Phase
 from engine.sampling.sampler import SamplerSettings
+from engine.weights import zoo
 
-FillSteps = Generator[tuple[int, int], None, np.ndarray]
+
+class FillStep(NamedTuple):
+    stage: str  # "encoding", "denoising", "decoding" (Moebius); "filling" (Quick)
+    step: int  # units of the stage done; network steps in the person's terms
+    total: int
+
+
+FillSteps = Generator[FillStep, None, np.ndarray]
+
+
+def fill_stages(settings: RemovalSettings) -> list[tuple[str, int]]:
+    """The stages of one fill with their units of work (for progress and time left)."""
+    if settings.engine is EngineKind.QUICK:
+        return [("filling", 1)]
+    return [("encoding", 1), ("denoising", settings.sampler().network_calls), ("decoding", 1)]
 
 
 class Engine(Protocol):
@@ -33,7 +50,7 @@ class Engine(Protocol):
         """uint8 [S, S, 3] image and bool [S, S] hole -> filled uint8 [S, S, 3]."""
 
     def describe(self) -> str:
-        """Short human description, e.g. 'Moebius Places2 · CPU fp32'."""
+        """Short human description, e.g. 'Moebius Places (scenes) · CPU fp32'."""
 
 
 class QuickEngine:
@@ -46,11 +63,10 @@ class QuickEngine:
     def fill(self, image, hole, seed, cancel) -> FillSteps:
         import cv2
 
+        yield FillStep("filling", 0, 1)
         radius = max(3, image.shape[0] // 128)
-        out = cv2.inpaint(np.ascontiguousarray(image), hole.view(np.uint8), radius,
-                          cv2.INPAINT_TELEA)
-        yield (1, 1)
-        return out
+        return cv2.inpaint(np.ascontiguousarray(image), hole.view(np.uint8), radius,
+                           cv2.INPAINT_TELEA)
 
     def describe(self) -> str:
         return "Quick (OpenCV)"
@@ -66,12 +82,19 @@ class MoebiusEngine:
         return self.inpainter.image_size
 
     def fill(self, image, hole, seed, cancel) -> FillSteps:
-        total = self.settings.network_calls
-        run = Returning(self.inpainter.inpaint(image[None], hole[None], self.settings, seed,
-                                               cancel))
-        for step in run:
-            yield (step.index + 1, total)
+        s = self.settings
+        # Steps are reported in the person's terms: at strength 0.99 the schedule's first
+        # step is skipped, so 20 steps run 19 network calls, shown as steps 2..20 of 20.
+        skipped = s.steps - s.network_calls
+        run = Returning(self.inpainter.inpaint(image[None], hole[None], s, seed, cancel,
+                                               phases=True))
+        for item in run:
+            if isinstance(item, Phase):
+                yield FillStep(item.name, skipped if item.name == "denoising" else 0,
+                               s.steps if item.name == "denoising" else 1)
+            else:
+                yield FillStep("denoising", skipped + item.index + 1, s.steps)
         return run.value[0]
 
     def describe(self) -> str:
-        return f"Moebius {self.variant} · {self.inpainter.placement.describe()}"
+        return f"Moebius {zoo.resolve(self.variant).name} · {self.inpainter.placement.describe()}"

@@ -8,6 +8,7 @@ decide what to keep.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +18,11 @@ import numpy as np
 
 from engine.document.box import union_box
 from engine.errors import Cancelled, MaskError, MoebiusError
-from engine.events import CancelToken, Done, Failed, JobEvent, Progress, Returning
+from engine.eta import WorkPlan
+from engine.events import CancelToken, Done, Failed, JobEvent, Returning
 from engine.imageio.pixels import to_rgb8
 from engine.removal import composite
-from engine.removal.engines import Engine, MoebiusEngine, QuickEngine
+from engine.removal.engines import Engine, MoebiusEngine, QuickEngine, fill_stages
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.regions import Region, plan_regions
 from engine.removal.settings import EngineKind, RemovalSettings
@@ -28,7 +30,9 @@ from engine.sampling.device import Placement, choose
 
 log = logging.getLogger(__name__)
 
-MoebiusLoader = Callable[[str, Placement], object]  # (variant, placement) -> MoebiusInpainter
+# (variant, placement) -> MoebiusInpainter. A loader that also takes `cancel` (a keyword
+# argument) is given the job's CancelToken and may stop between the parts of a load.
+MoebiusLoader = Callable[..., object]
 
 
 @dataclass
@@ -44,14 +48,17 @@ class EngineHost:
     _key: tuple | None = field(default=None, init=False)
     _inpainter: object = field(default=None, init=False)
 
-    def get(self, settings: RemovalSettings) -> Engine:
+    def get(self, settings: RemovalSettings, cancel: CancelToken | None = None) -> Engine:
+        """The engine for `settings`, loading the network if needed (`cancel` can stop a
+        load between its parts; Cancelled then leaves no network loaded)."""
         if settings.engine is EngineKind.QUICK:
             return QuickEngine()
         placement = choose(settings.device, settings.quality)
         key = (settings.variant, placement)
         if self._key != key:
-            self._inpainter = None  # free the old network before loading the next
-            self._inpainter = (self.loader or default_loader)(settings.variant, placement)
+            self._key, self._inpainter = None, None  # free the old network first
+            self._inpainter = _load(self.loader or default_loader, settings.variant,
+                                    placement, cancel)
             self._key = key
         return MoebiusEngine(self._inpainter, settings.variant, settings.sampler())
 
@@ -61,12 +68,23 @@ class EngineHost:
         return self._key == (settings.variant, choose(settings.device, settings.quality))
 
 
-def default_loader(variant: str, placement: Placement):
+def _load(loader: MoebiusLoader, variant: str, placement: Placement,
+          cancel: CancelToken | None):
+    try:
+        takes_cancel = "cancel" in inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: call it plainly
+        takes_cancel = False
+    if takes_cancel:
+        return loader(variant, placement, cancel=cancel)
+    return loader(variant, placement)
+
+
+def default_loader(variant: str, placement: Placement, cancel: CancelToken | None = None):
     from engine.sampling.inpainter import MoebiusInpainter
     from engine.weights.store import WeightStore
 
     unet, vae = WeightStore().paths(variant)  # raises WeightsMissing with instructions
-    return MoebiusInpainter.load(unet, vae, placement)
+    return MoebiusInpainter.load(unet, vae, placement, cancel=cancel)
 
 
 def validate(job: RemovalJob) -> None:
@@ -97,19 +115,22 @@ def run_removal(
         validate(job)
         host = host or EngineHost()
         settings = job.settings
-        if not host.is_loaded(settings):
-            yield Progress("loading", 0, 1, 0.0, "Loading the model…")
-        engine = host.get(settings)
-        cancel.raise_if_cancelled()
         regions = plan_regions(job.mask, context=settings.context, cancel=cancel)
+        loading = not host.is_loaded(settings)
+        plan = WorkPlan(([("loading", 1)] if loading else [])
+                        + (fill_stages(settings) + [("compositing", 1)]) * len(regions))
+        if loading:
+            yield plan.progress("loading", 0, 1, "Loading the model…")
+        engine = host.get(settings, cancel)
+        cancel.raise_if_cancelled()
         work = job.image.copy()
         box = None
         for i, region in enumerate(regions):
             touched = yield from _remove_region(work, job, engine, region, i, len(regions),
-                                                cancel)
+                                                cancel, plan)
             box = union_box(box, touched)
         box = box or (0, 0, 0, 0)
-        yield Progress("compositing", 1, 1, 1.0, "Done")
+        yield plan.progress("compositing", 1, 1, "Done")
         x0, y0, x1, y1 = box
         result = RemovalResult(box, work[y0:y1, x0:x1].copy(), len(regions),
                                time.perf_counter() - t0, engine.describe(), settings.seed)
@@ -124,7 +145,7 @@ def run_removal(
 
 
 def _remove_region(work, job, engine, region: Region, index: int, count: int,
-                   cancel: CancelToken):
+                   cancel: CancelToken, plan: WorkPlan):
     """Fill one region of `work` in place; returns the box of the pixels it wrote."""
     h, w = job.mask.shape
     win = region.window
@@ -140,16 +161,12 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
     hole = composite.model_mask(mask_crop, size, int(np.ceil(feather / scale)) + 2)
     image_in = composite.resize(crop, size)
 
-    def fraction(step, total):
-        return 0.05 + 0.9 * (index + (step / total if total else 1.0)) / count
-
-    yield Progress("denoising", 0, 1, fraction(0, 1), _region_text(index, count))
     fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel))
-    for step, total in fill:
-        yield Progress("denoising", step, total, fraction(step, total),
-                       _region_text(index, count))
+    for stage, step, total in fill:
+        yield plan.progress(stage, step, total, _stage_text(stage, index, count))
     filled = fill.value
     cancel.raise_if_cancelled()
+    yield plan.progress("compositing", 0, 1, _stage_text("compositing", index, count))
 
     # Put the fill back around this region only: its box grown by the feather band (where
     # alpha > 0) and the colour-match ring beyond the hole, clipped to window and photo.
@@ -173,5 +190,10 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
     return composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
 
 
-def _region_text(index: int, count: int) -> str:
-    return "Removing…" if count == 1 else f"Removing region {index + 1} of {count}…"
+_STAGE_WORDS = {"encoding": "Preparing", "denoising": "Removing", "filling": "Removing",
+                "decoding": "Finishing", "compositing": "Blending in"}
+
+
+def _stage_text(stage: str, index: int, count: int) -> str:
+    word = _STAGE_WORDS.get(stage, "Removing")
+    return f"{word}…" if count == 1 else f"{word} region {index + 1} of {count}…"

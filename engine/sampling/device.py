@@ -69,6 +69,34 @@ def available_devices() -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class DeviceSupport:
+    device: str  # one of DEVICE_CHOICES
+    available: bool
+    reason: str = ""  # why not, in plain words
+
+
+def device_support() -> list[DeviceSupport]:
+    """Every device choice, whether this machine can use it, and if not, why."""
+    import torch
+
+    cuda_why = ""
+    if not torch.cuda.is_available():
+        cuda_why = ("this copy of PyTorch was built for CPUs only" if torch.version.cuda is None
+                    else "no NVIDIA GPU with a working driver was found")
+    mps = getattr(torch.backends, "mps", None)
+    mps_why = ""
+    if sys.platform != "darwin":
+        mps_why = "Apple Metal exists only on Macs"
+    elif mps is None or not mps.is_built():
+        mps_why = "this copy of PyTorch was built without Metal support"
+    elif not mps.is_available():
+        mps_why = "needs a Mac with Apple silicon (or AMD graphics) and macOS 12.3 or newer"
+    return [DeviceSupport("auto", True), DeviceSupport("cpu", True),
+            DeviceSupport("cuda", not cuda_why, cuda_why),
+            DeviceSupport("mps", not mps_why, mps_why)]
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU multiplies bf16 in hardware (AVX512-BF16 / AMX); elsewhere bf16
     is emulated and slower than fp32."""

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 import numpy as np
 
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from engine.net.vae import Vae
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A part of `inpaint` starts: "encoding", "denoising" or "decoding"."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,11 @@ class MoebiusInpainter:
     @classmethod
     def load(
         cls, unet_path: str | Path, vae_dir: str | Path, placement: Placement,
-        cache: bool = True, cuda_graphs: bool = True,
+        cache: bool = True, cuda_graphs: bool = True, cancel: CancelToken | None = None,
     ) -> MoebiusInpainter:
+        """Read both networks and place them. A set `cancel` stops the load between its
+        parts (reading the network, preparing it, moving it to the device, the
+        autoencoder) with Cancelled; what was read so far is dropped."""
         import torch
 
         from engine.net.checkpoint import load_model
@@ -64,13 +74,23 @@ class MoebiusInpainter:
         from engine.net.vae import Vae
         from engine.sampling.device import tune_cpu_runtime
 
+        def check() -> None:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+
+        check()
         if placement.device == "cpu":
             tune_cpu_runtime()
-        model = cast("RemovalModel", fold_batch_norms(load_model(unet_path, cache=cache)))
+        model = load_model(unet_path, cache=cache)
+        check()
+        model = cast("RemovalModel", fold_batch_norms(model))
+        check()
         model = model.to(placement.torch_device, placement.torch_dtype)
+        check()
         # The VAE stays in fp32 on GPUs: its decoder overflows in fp16.
         vae_dtype = placement.torch_dtype if placement.device == "cpu" else torch.float32
         vae = Vae.load(vae_dir, placement.torch_device, vae_dtype)
+        check()
         return cls(model, vae, placement, cuda_graphs=cuda_graphs)
 
     @property
@@ -78,7 +98,8 @@ class MoebiusInpainter:
         return self.model.config.image_size
 
     def prepare(
-        self, images: np.ndarray, masks: np.ndarray, generator: torch.Generator, noise_offset: float
+        self, images: np.ndarray, masks: np.ndarray, generator: torch.Generator,
+        noise_offset: float, cancel: CancelToken | None = None,
     ) -> Prepared:
         """uint8 [B, S, S, 3] images and bool/uint8 [B, S, S] masks -> sampler inputs."""
         import torch
@@ -91,12 +112,22 @@ class MoebiusInpainter:
         masked_image = image * (1.0 - mask)
         # Image and masked image go through the encoder as one batch; the posterior draws
         # come out in the reference's order (all image rows, then all masked rows).
-        both = self.vae.encode(torch.cat([image, masked_image]), generator)
+        both = self.vae.encode(torch.cat([image, masked_image]), generator, cancel)
         latents, masked_latents = both.chunk(2)
         h = self.image_size // 8
         mask_latent = F.interpolate(mask, size=(h, h))  # nearest: pixel (8i, 8j)
         noise = draw_noise(tuple(latents.shape), generator, noise_offset)
         return Prepared(image, mask, masked_image, latents, masked_latents, mask_latent, noise)
+
+    @overload
+    def inpaint(self, images: np.ndarray, masks: np.ndarray, settings: SamplerSettings,
+                seed: int, cancel: CancelToken | None = None, *,
+                phases: Literal[False] = False) -> Generator[StepOutput, None, np.ndarray]: ...
+
+    @overload
+    def inpaint(self, images: np.ndarray, masks: np.ndarray, settings: SamplerSettings,
+                seed: int, cancel: CancelToken | None = None, *,
+                phases: Literal[True]) -> Generator[StepOutput | Phase, None, np.ndarray]: ...
 
     def inpaint(
         self,
@@ -105,12 +136,22 @@ class MoebiusInpainter:
         settings: SamplerSettings,
         seed: int,
         cancel: CancelToken | None = None,
-    ) -> Generator[StepOutput, None, np.ndarray]:
-        """Yields one StepOutput per network call; returns uint8 [B, S, S, 3]."""
+        *,
+        phases: bool = False,
+    ) -> Generator[StepOutput | Phase, None, np.ndarray]:
+        """Yields one StepOutput per network call; returns uint8 [B, S, S, 3].
+
+        With `phases=True` it also yields a `Phase` as the encoder, the network steps and
+        the decoder start, so a caller can report (and time) them. `cancel` stops between
+        steps and inside the network and autoencoder passes, between their blocks."""
         import torch
 
         generator = torch.Generator().manual_seed(int(seed))
-        prep = self.prepare(images, masks, generator, settings.noise_offset)
+        if phases:
+            yield Phase("encoding")
+        prep = self.prepare(images, masks, generator, settings.noise_offset, cancel)
+        if phases:
+            yield Phase("denoising")
         latents = yield from denoise(
             self.model,
             prep.latents,
@@ -122,7 +163,9 @@ class MoebiusInpainter:
         )
         if cancel is not None:
             cancel.raise_if_cancelled()
-        return to_uint8(self.vae.decode(latents))
+        if phases:
+            yield Phase("decoding")
+        return to_uint8(self.vae.decode(latents, cancel))
 
 
 def to_uint8(decoded: torch.Tensor) -> np.ndarray:

@@ -109,6 +109,12 @@ class _Reporter:
             self.callback(self.done, self.total)
 
 
+def _endpoint_note() -> str:
+    """Names the mirror setting only to people who set it (they know what it is)."""
+    mirror = os.environ.get("HF_ENDPOINT")
+    return f" (downloads come from HF_ENDPOINT={mirror})" if mirror else ""
+
+
 def _pause(seconds: float, cancel: CancelToken | None) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -194,9 +200,9 @@ class HubDownloads:
             self._fail(exc, f"{entry.repo}/{repo_path}", help)
         if meta.commit_hash is None:  # a captive portal or proxy page, not a hub
             raise DownloadError(
-                f"{self.endpoint} answered but is not a Hugging Face server (no X-Repo-Commit "
-                "header). Check HF_ENDPOINT, the proxy settings or sign in to the network.\n"
-                + help
+                f"{self.endpoint} answered, but not the way the model server does: this "
+                "network may want you to sign in first (open any web page in a browser), or "
+                f"a proxy is in the way{_endpoint_note()}.\n" + help
             )
         same = urlparse(hub_url).hostname == urlparse(meta.location).hostname
         return _Remote(entry, repo_path, hub_url, meta.location, meta.size, meta.etag, same, help)
@@ -361,15 +367,18 @@ class HubDownloads:
                 "busy. Try again later.\n" + help
             )
         if isinstance(exc, httpx.ConnectError):
-            dns = re.search(r"name or service|nodename|name resolution|getaddrinfo", str(exc), re.I)
-            reason = "its name could not be resolved (DNS)" if dns else "the connection failed"
+            # The raw error ("[Errno -2] Name or service not known") helps nobody reading
+            # the message; it goes to the log.
+            log.info("cannot connect to %s: %s", self.endpoint, exc)
             return HubUnreachable(
-                f"cannot reach {self.endpoint} to download {where}: {reason} ({exc}). Check the "
-                "internet connection, proxy settings and HF_ENDPOINT.\n" + help
+                f"cannot reach {self.endpoint} to download {where}: this computer seems to be "
+                "offline, or a firewall or proxy blocks the connection. Check the internet "
+                f"connection and try again{_endpoint_note()}.\n" + help
             )
         if isinstance(exc, httpx.TransportError):
-            what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({exc})"
-            resume = f" after {_mb(done)}; run the download again to resume" if done else ""
+            log.info("transfer from %s failed: %r", self.endpoint, exc)
+            what = "timed out" if isinstance(exc, httpx.TimeoutException) else "was interrupted"
+            resume = f" after {_mb(done)}; download again to resume" if done else ""
             return HubUnreachable(
                 f"the connection to {self.endpoint} for {where} {what}{resume}.\n" + help
             )
