@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
+from engine.about import APP_NAME as APP
 from engine.errors import MoebiusError
 from engine.events import Done, Failed, Progress
 from engine.weights import zoo
@@ -257,3 +259,14 @@ class ModelDialog(QDialog):
         if self._job is not None:  # closing the window cancels a running transfer
             self._job.cancel()
         super().done(result)
+
+
+def ask_large_mask(parent: QWidget, share: float) -> bool:
+    """Ask before a removal replaces most of the photo; True if the person wants that."""
+    answer = QMessageBox.question(
+        parent, APP,
+        f"The mask covers {share:.0%} of the photo, so most of the picture would be "
+        "replaced by invented content.\n\nRemove all of it anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
