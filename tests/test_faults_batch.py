@@ -121,6 +121,8 @@ def test_overwrite_never_replaces_a_file_a_batch_run_did_not_write(tmp_path, cap
     ("file", "error: the output {out} is a file, not a folder"),
     ("no input", "error: input folder not found: {src}"),
     ("no masks", "error: masks folder not found: {masks}"),
+    ("fifo mask", "error: Cannot open '{masks}': it is a pipe (FIFO), not a photo file; "
+                  "choose the photo file itself."),
 ])
 def test_bad_folders_are_one_line_before_any_work(tmp_path, capsys, no_work, case, says):
     src, masks, out = tmp_path / "in", tmp_path / "masks", tmp_path / "out"
@@ -131,7 +133,16 @@ def test_bad_folders_are_one_line_before_any_work(tmp_path, capsys, no_work, cas
     snap = Snapshot(tmp_path)
     given_src = tmp_path / "nope" if case == "no input" else src
     given_masks = tmp_path / "nomasks" if case == "no masks" else masks
-    assert _batch(given_src, target, "--overwrite", masks=given_masks) == 1
+    if case == "fifo mask":
+        if os.name != "posix":
+            pytest.skip("FIFOs are POSIX")
+        given_masks = tmp_path / "stamp.png"
+        os.mkfifo(given_masks)
+        snap = Snapshot(tmp_path)
+        assert main(["batch", str(src), "-o", str(out), "--engine", "quick", "--mask",
+                     str(given_masks)]) == 1
+    else:
+        assert _batch(given_src, target, "--overwrite", masks=given_masks) == 1
     assert _err_lines(capsys) == [says.format(out=out, src=given_src, masks=given_masks)]
     snap.unchanged()
 

@@ -9,7 +9,7 @@ import sys
 
 from engine.errors import SettingsError, WeightsMissing
 from engine.events import Failed
-from engine.removal.masks import LARGE_MASK_SHARE, MaskPolicy
+from engine.removal.masks import MaskPolicy
 from engine.removal.settings import RANGES, EngineKind, RemovalSettings
 from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
 from engine.weights import zoo
@@ -89,9 +89,9 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
                    help="masks mark what to remove in black (and what to keep in white)")
     p.add_argument("--allow-large-masks", "--allow-large-mask", dest="allow_large_masks",
                    action="store_true",
-                   help=f"use masks that cover more than {LARGE_MASK_SHARE:.0%} of their photo "
-                        "(otherwise such a photo is skipped with a warning: usually the mask "
-                        "has the other black/white convention, or is not a mask at all)")
+                   help="use masks that cover more than half of their photo (otherwise such a "
+                        "photo is skipped with a warning: usually the mask has the other "
+                        "black/white convention, or is not a mask at all)")
 
 
 def mask_policy_from_args(args: argparse.Namespace) -> MaskPolicy:

@@ -128,10 +128,13 @@ def run_batch(job: BatchJob, cancel: CancelToken | None = None,
                         files=tuple(str(i.source) for i in items))
     lock = FolderLock(job.output_dir)
     try:
-        while not (got := _try_lock(lock)):
+        while True:
+            got = _try_lock(lock)
             if isinstance(got, Failed):
                 yield got
                 return
+            if got:
+                break
             if cancel.cancelled:
                 yield Failed("Cancelled while waiting for the output folder; nothing was "
                              "written.", cancelled=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import MoebiusError
-from engine.imageio.checks import resolved
+from engine.imageio.checks import probe, resolved
 from engine.imageio.files import is_supported
 from engine.removal.masks import MaskPolicy
 from engine.removal.settings import RemovalSettings
@@ -116,8 +116,8 @@ def check_folders(job: BatchJob) -> None:
             raise MoebiusError(f"masks folder not found: {job.masks_dir}")
         if resolved(job.masks_dir) == out:
             raise MoebiusError("the output folder may not be the masks folder")
-    if job.shared_mask is not None and not job.shared_mask.is_file():
-        raise MoebiusError(f"mask not found: {job.shared_mask}")
+    if job.shared_mask is not None:
+        probe(job.shared_mask)  # a regular image file (not a FIFO, a loop, ...): one sentence
     if _inside(out, src) and out.is_dir():
         record = OutputRecord(job.output_dir)
         strays = (p for p in sorted(job.output_dir.rglob("*"))
