@@ -188,7 +188,7 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, default_format: st
     try:
         os.stat(path)
         exists = True
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         exists = False  # (also a link to nowhere: saving replaces the link, nothing is lost)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
@@ -197,8 +197,9 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, default_format: st
                                  ) from exc
         raise ImageFileError(f"Cannot save '{path}': {exc.strerror or exc}.") from exc
     if not folder.is_dir():
-        where = "is not a folder" if folder.exists() else "does not exist"
-        raise ImageFileError(f"Cannot save '{path}': the folder '{folder}' {where}.")
+        why = f"'{folder}' is a file, not a folder" if folder.exists() else \
+            f"the folder '{folder}' does not exist"
+        raise ImageFileError(f"Cannot save '{path}': {why}.")
     if path.is_dir():
         raise ImageFileError(f"Cannot save '{path}': it is a folder.")
     if exists and not path.is_file():
