@@ -91,7 +91,21 @@ def choose(device: str = "auto", quality: str = "auto") -> Placement:
         raise DeviceUnavailable(f"--device {device}: this machine has no "
                                 f"{names.get(device.split(':')[0], device)} that PyTorch can "
                                 f"use; use --device auto or cpu")
+    elif device.startswith("cuda:"):
+        _check_cuda_index(device)
     return Placement(device, _dtype_for(device, quality))
+
+
+def _check_cuda_index(device: str) -> None:
+    """cuda:N must name a GPU there is, or the failure would only come after the model load."""
+    import torch
+
+    count = torch.cuda.device_count()
+    index = device.split(":", 1)[1]
+    if not index.isdigit() or int(index) >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise DeviceUnavailable(f"--device {device}: this machine has {count} NVIDIA GPU(s) "
+                                f"({have}); use one of those, auto or cpu")
 
 
 def _dtype_for(device: str, quality: str) -> str:
