@@ -234,7 +234,8 @@ class FolderLock:
         from filelock import FileLock
 
         self.folder = output_dir
-        self._lock = FileLock(str(output_dir / BOOKKEEPING / LOCK_NAME))
+        # Not thread-local: a run abandoned on one thread may be finalised on another.
+        self._lock = FileLock(str(output_dir / BOOKKEEPING / LOCK_NAME), thread_local=False)
 
     def acquire(self, timeout_s: float) -> bool:
         """True once the lock is ours; False if another run still held it after `timeout_s`."""
