@@ -8,7 +8,8 @@ import random
 from PySide6.QtCore import QByteArray, QSettings
 
 from engine.about import APP_DIR_NAME
-from engine.removal.settings import EngineKind, RemovalSettings
+from engine.errors import SettingsError
+from engine.removal.settings import RANGES, SEED_MAX, EngineKind, RemovalSettings
 from engine.weights.zoo import DEFAULT_VARIANT
 
 RECENT_LIMIT = 10
@@ -28,6 +29,15 @@ class Settings:
                 return value.lower() in ("1", "true", "yes")
             return kind(value)
         except (TypeError, ValueError):
+            return default
+
+    def _number(self, key: str, name: str, default):
+        """A numeric setting, or its default when the stored value is not a valid one
+        (a hand-edited or damaged settings file must not make every removal fail)."""
+        value = self.q.value(key, default)
+        try:
+            return RANGES[name].check(name, float(str(value)))
+        except (TypeError, ValueError, SettingsError):
             return default
 
     def removal_settings(self) -> RemovalSettings:
@@ -68,7 +78,7 @@ class Settings:
 
     @property
     def steps(self) -> int:
-        return self._get("engine/steps", 20, int)
+        return int(self._number("engine/steps", "steps", 20))
 
     @steps.setter
     def steps(self, value: int) -> None:
@@ -76,7 +86,7 @@ class Settings:
 
     @property
     def guidance(self) -> float:
-        return self._get("engine/guidance", 2.5, float)
+        return float(self._number("engine/guidance", "guidance", 2.5))
 
     @guidance.setter
     def guidance(self, value: float) -> None:
@@ -85,7 +95,8 @@ class Settings:
     @property
     def seed(self) -> int:
         """-1 means a new random seed for every removal."""
-        return self._get("engine/seed", -1, int)
+        value = self._get("engine/seed", -1, int)
+        return value if 0 <= value <= SEED_MAX else -1
 
     @seed.setter
     def seed(self, value: int) -> None:

@@ -49,3 +49,17 @@ def test_bad_settings_are_refused():
         choose("tpu")
     with pytest.raises(SettingsError, match="unknown quality 'turbo'"):
         choose("cpu", "turbo")
+
+
+def test_a_gpu_index_that_does_not_exist_is_refused_before_any_work(monkeypatch):
+    import torch
+
+    from engine.sampling import device
+
+    monkeypatch.setattr(device, "available_devices", lambda: ["cpu", "cuda"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert choose("cuda:1").device == "cuda:1"
+    with pytest.raises(DeviceUnavailable) as err:
+        choose("cuda:2")
+    assert str(err.value) == ("--device cuda:2: this machine has 2 NVIDIA GPU(s) (cuda:0 to "
+                              "cuda:1); use one of those, auto or cpu")

@@ -268,7 +268,7 @@ def test_import_rejects_wrong_files_and_changes_nothing(store, tiny_weights, vae
         store.import_weights("ft_places2", odd)
     junk = tmp_path / "notes.bin"
     junk.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="notes.bin is not a weight file"):
+    with pytest.raises(CheckpointError, match="notes.bin cannot be used .*is not a weight file"):
         store.import_weights("ft_places2", junk)
     with pytest.raises(CheckpointError, match="not a weight file"):
         store.import_weights("ft_places2", vae_folder / "config.json")

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
+from engine.about import APP_NAME as APP
 from engine.sampling.device import DeviceSupport
 from engine.weights.location import ENV_VAR, default_models_dir, models_folder
 
@@ -219,3 +221,14 @@ def _probe_devices() -> list[DeviceSupport]:
         return device_support()
     finally:
         QGuiApplication.restoreOverrideCursor()
+
+
+def ask_large_mask(parent: QWidget, share: float) -> bool:
+    """Ask before a removal replaces most of the photo; True if the person wants that."""
+    answer = QMessageBox.question(
+        parent, APP,
+        f"The mask covers {share:.0%} of the photo, so most of the picture would be "
+        "replaced by invented content.\n\nRemove all of it anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes

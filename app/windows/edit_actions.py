@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
+from app.windows.dialogs import ask_large_mask
 from engine.about import APP_NAME as APP
 from engine.errors import MoebiusError, WeightsMissing
 from engine.events import Failed
+from engine.removal.masks import LARGE_MASK_SHARE
 
 if TYPE_CHECKING:
     from app.canvas.widget import MaskCanvas
@@ -58,11 +60,26 @@ class EditActions(QMainWindow):
         if self.photo is None or not self.photo.document.mask.any():
             self.statusBar().showMessage("Paint over what should disappear first.", 5000)
             return
+        if not self.confirm_large_mask():
+            return
         if not self.ensure_model():
             return
         reason = self.jobs.start(self.photo)
         if reason:
             self.statusBar().showMessage(reason, 5000)
+
+    def confirm_large_mask(self) -> bool:
+        """True unless the mask covers more than half of the photo and the person, asked,
+        does not want that much replaced (an inverted mask from a file, say)."""
+        mask = self.photo.document.mask if self.photo is not None else None
+        if mask is None:
+            return False
+        share = mask.count() / (mask.width * mask.height)
+        if share <= LARGE_MASK_SHARE or ask_large_mask(self, share):
+            return True
+        self.statusBar().showMessage("Not removed. Mask ▸ Invert (Ctrl+Shift+I) swaps what is "
+                                     "marked and what is kept.", 8000)
+        return False
 
     def try_again(self) -> None:
         if not self.ensure_model():
@@ -174,6 +191,8 @@ class EditActions(QMainWindow):
             from engine.imageio.files import load_mask
 
             try:
-                self.canvas.setMaskArray(load_mask(path, (doc.width, doc.height), resize=True))
+                turn = self.photo.loaded.orientation if self.photo and self.photo.loaded else 1
+                self.canvas.setMaskArray(load_mask(path, (doc.width, doc.height), resize=True,
+                                                   orientation=turn))
             except MoebiusError as exc:
                 QMessageBox.warning(self, APP, str(exc))

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 from app.assets import SAMPLE_PHOTO
 from app.open_photo import OpenPhoto
 from engine.about import APP_NAME as APP
+from engine.disk import remove_stale_temps
 from engine.errors import MoebiusError
+from engine.imageio.checks import check_output
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
 
 if TYPE_CHECKING:
@@ -178,6 +180,9 @@ class FileActions(QMainWindow):
             return False
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
+            # Whatever can be known before encoding (the person confirmed replacing).
+            check_output(target, overwrite=True, default_format=photo.loaded.format)
+            remove_stale_temps(target.parent)  # left by a save that was killed
             saved = save_image(target, photo.loaded, np.asarray(photo.document.pixels),
                                overwrite=True,
                                keep_jpeg_blocks=not self.settings.reencode_jpeg)

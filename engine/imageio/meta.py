@@ -19,6 +19,7 @@ ORIENTATION_TAG = 0x0112
 EXIF_IFD_TAG = 0x8769
 GPS_IFD_TAG = 0x8825
 INTEROP_IFD_TAG = 0xA005
+TURNING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 # Formats we open, keyed by what their first bytes look like.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (

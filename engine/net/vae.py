@@ -41,13 +41,15 @@ class Vae:
             folder / n
             for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
         ]
-        if not any(w.is_file() for w in weights):
+        found = [w for w in weights if w.is_file()]
+        if not found:
             raise CheckpointError(f"no VAE weights (diffusion_pytorch_model.*) in {folder}")
         try:
             # low_cpu_mem_usage needs the accelerate package; the VAE is small enough.
             ae = AutoencoderKL.from_pretrained(folder, low_cpu_mem_usage=False)
         except Exception as exc:  # diffusers raises many kinds; all mean "bad folder"
-            raise CheckpointError(f"the VAE in {folder} could not be loaded: {exc}") from exc
+            log.info("diffusers could not load the VAE in %s: %s", folder, exc)
+            raise CheckpointError(_why_not_loaded(folder, found[0], exc)) from exc
         return cls(ae, torch.device(device), dtype or torch.float32)
 
     @classmethod
@@ -110,3 +112,38 @@ def _stop_blocks(half) -> list:
 
     kinds = (ResnetBlock2D, Attention, Downsample2D, Upsample2D)
     return [m for m in half.modules() if isinstance(m, kinds)] + [half.conv_out]
+
+
+def _why_not_loaded(folder: Path, weights: Path, exc: Exception) -> str:
+    """One sentence for a VAE folder diffusers refused (its own text is a page of shapes)."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL
+
+    from engine.net.checkpoint import read_state_dict
+
+    again = "download both files of the autoencoder again"
+    try:
+        with torch.device("meta"):
+            model = AutoencoderKL.from_config(json.loads((folder / "config.json").read_text()))
+    except Exception:  # noqa: BLE001 - unreadable JSON or settings diffusers rejects
+        return f"{folder / 'config.json'} is not an autoencoder configuration; {again}."
+    try:
+        sd = read_state_dict(weights)
+    except CheckpointError as bad:
+        return str(bad)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [k for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    missing = [k for k in want if k not in sd]
+    if wrong:
+        k = wrong[0]
+        return (f"the autoencoder weights {weights} do not match {folder / 'config.json'}: "
+                f"{len(wrong)} tensors have other shapes (e.g. {k} is "
+                f"{tuple(sd[k].shape)} in the file, {want[k]} by the config); both files must "
+                f"come from the same autoencoder, so {again}.")
+    if missing:
+        return (f"the autoencoder weights {weights} lack {len(missing)} of the tensors "
+                f"{folder / 'config.json'} describes (e.g. {missing[0]}); {again}.")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"the autoencoder in {folder} could not be loaded ({first}); {again}."

@@ -120,6 +120,8 @@ def choose(device: str = "auto", quality: str = "auto") -> Placement:
         device = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
     elif device.split(":")[0] not in have:
         raise DeviceUnavailable(_unavailable(device))
+    elif device.startswith("cuda:"):
+        _check_cuda_index(device)
     note = ""
     if requested == "auto" and device == "cpu":
         from engine.sampling.hardware import cuda_unusable_reason
@@ -160,6 +162,18 @@ def _log_once(note: str) -> None:
     if note not in _said:
         _said.add(note)
         log.warning("%s", note)
+
+
+def _check_cuda_index(device: str) -> None:
+    """cuda:N must name a GPU there is, or the failure would only come after the model load."""
+    import torch
+
+    count = torch.cuda.device_count()
+    index = device.split(":", 1)[1]
+    if not index.isdigit() or int(index) >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise DeviceUnavailable(f"--device {device}: this machine has {count} NVIDIA GPU(s) "
+                                f"({have}); use one of those, auto or cpu")
 
 
 def _dtype_for(device: str, quality: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.about import command_line
+from engine.disk import remove_stale_temps, size_text, temp_path
 from engine.errors import Cancelled, CheckpointError, DiskFull, MoebiusError
 from engine.weights.location import ENV_VAR
 from engine.weights.zoo import ModelEntry
@@ -69,10 +70,6 @@ def _dir_size(folder: Path) -> int:
         return 0
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
-
-
 def _check_cancel(cancel: CancelToken | None) -> None:
     # Only downloads pass a token (hashing a downloaded file can take a while), hence
     # the message.
@@ -98,7 +95,8 @@ def _ensure_space(needed: int, where: Path) -> None:
     free = shutil.disk_usage(where).free
     if needed > free:
         raise DiskFull(
-            f"not enough disk space in {where}: {_mb(needed)} needed, {_mb(free)} free. "
+            f"not enough disk space in {where}: {size_text(needed)} needed, "
+            f"{size_text(free)} free. "
             f"Free some space or choose another models folder (setting or ${ENV_VAR})."
         )
 
@@ -130,9 +128,13 @@ def _read_marker(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    remove_stale_temps(path.parent)  # a marker write killed half-way
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_marker(entry: ModelEntry, folder: Path, hashes: dict, source: str) -> None:
@@ -316,7 +318,8 @@ def _check_unet(path: Path, config: MoebiusConfig) -> None:
 
     if not _looks_like_weights(path):  # else torch's unpickler blames "Python objects"
         raise CheckpointError(
-            f"{path} is not a weight file (neither a PyTorch checkpoint nor safetensors)"
+            f"{path} is not a weight file (neither a PyTorch checkpoint nor safetensors); "
+            "choose the diffusion_pytorch_model.bin you downloaded."
         )
     sd = read_state_dict(path)
     expected = expected_shapes(config)
@@ -351,12 +354,13 @@ def _check_vae(folder: Path, vae_config: Path) -> None:
 
 
 def _looks_like_weights(path: Path) -> bool:
-    """A zip (torch.save), a legacy pickle (protocol byte 0x80) or a safetensors header."""
+    """A zip (torch.save; also one cut short, which the loader reports as incomplete), a
+    legacy pickle (protocol byte 0x80) or a safetensors file."""
     with open(path, "rb") as f:
         head = f.read(16)
     if path.suffix == ".safetensors" or zipfile.is_zipfile(path):
         return True
-    return head[:1] == b"\x80"
+    return head[:1] == b"\x80" or head[:4] == b"PK\x03\x04" or not head
 
 
 def _diagnose(sd, expected: dict) -> tuple[str, bool]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
 
+from engine.disk import size_text
 from engine.errors import (
     CheckpointError,
     DiskFull,
@@ -45,7 +46,6 @@ from engine.weights.files import (
     _check_cancel,
     _digests,
     _ensure_space,
-    _mb,
     _size,
     manual_help,
 )
@@ -378,13 +378,14 @@ class HubDownloads:
         if isinstance(exc, httpx.TransportError):
             log.info("transfer from %s failed: %r", self.endpoint, exc)
             what = "timed out" if isinstance(exc, httpx.TimeoutException) else "was interrupted"
-            resume = f" after {_mb(done)}; download again to resume" if done else ""
+            resume = (f" after {size_text(done)}; run the download again to resume"
+                      if done else "")
             return HubUnreachable(
                 f"the connection to {self.endpoint} for {where} {what}{resume}.\n" + help
             )
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return DiskFull(
-                f"the disk holding {self.root} is full ({_mb(done)} of {where} saved; the "
+                f"the disk holding {self.root} is full ({size_text(done)} of {where} saved; the "
                 "download resumes once there is space)."
             )
         return exc

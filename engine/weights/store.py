@@ -21,6 +21,7 @@ Their public names are importable from here as well.
 from __future__ import annotations
 
 import builtins
+import errno
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.about import command_line
+from engine.disk import size_text
 from engine.errors import CheckpointError, MoebiusError, UnknownModel, WeightsMissing
 from engine.net.checkpoint import SAFETENSORS_CACHE_NAME
 from engine.net.config import CONFIG_DIR
@@ -53,7 +55,6 @@ from engine.weights.files import (
     _installed_names,
     _link_or_copy,
     _marker_problem,
-    _mb,
     _present,
     _read_marker,
     _write_json,
@@ -100,6 +101,16 @@ class _Damaged(Exception):
     pass
 
 
+def _unwritable(root: Path, activity: str, exc: OSError) -> MoebiusError:
+    """One sentence for a models folder this process may not change."""
+    why = {errno.EROFS: "is on a read-only disk", errno.EACCES: "is read-only for you",
+           errno.EPERM: "is read-only for you", errno.ENOSPC: "is on a full disk"}
+    state = why.get(exc.errno or 0, f"cannot be written ({exc.strerror or exc})")
+    return MoebiusError(f"The folder {root} {state}, so {activity} a model there is not "
+                        f"possible; choose a writable models folder (Preferences or "
+                        f"${ENV_VAR}).")
+
+
 class WeightStore(HubDownloads):
     """Installed weights under one root. `config`/`vae_config` say what a good file is
     (the full network and PixelHacker VAE by default; tests pass the tiny ones). The
@@ -141,7 +152,7 @@ class WeightStore(HubDownloads):
         if problem is None:
             return ModelState(entry, Status.READY, folder, "", partial)
         if partial:
-            detail = f"{_mb(partial)} downloaded; download again to resume"
+            detail = f"{size_text(partial)} downloaded; download again to resume"
             return ModelState(entry, Status.DOWNLOADING, folder, detail, partial)
         if _present(entry, folder):
             return ModelState(entry, Status.DAMAGED, folder, problem)
@@ -214,6 +225,8 @@ class WeightStore(HubDownloads):
                         message = message.replace(str(stage / local), str(source))
                     message = message.replace(str(stage), str(next(iter(sources.values())).parent))
                     shown = ", ".join(str(p) for p in chosen)
+                    if len(chosen) == 1 and message.startswith(f"{shown} "):  # named once
+                        message = "the file" + message[len(shown):]
                     raise CheckpointError(
                         f"{shown} cannot be used as {entry.name} ({entry.id}): {message}",
                         exc.missing, exc.unexpected, exc.misshaped,
@@ -269,10 +282,16 @@ class WeightStore(HubDownloads):
             except _Damaged as bad:
                 if marker is not None:
                     marker["damaged"] = str(bad)
-                    _write_json(folder / MARKER, marker)
+                    try:
+                        _write_json(folder / MARKER, marker)
+                    except OSError as exc:
+                        raise _unwritable(folder, "verifying", exc) from exc
                 return replace(self.state(entry.id), status=Status.DAMAGED, detail=str(bad))
             source = (marker or {}).get("source", "found on disk")
-            _write_marker(entry, folder, hashes, source)
+            try:
+                _write_marker(entry, folder, hashes, source)
+            except OSError as exc:
+                raise _unwritable(folder, "verifying", exc) from exc
         return self.state(entry.id)
 
     def verify_all(self) -> builtins.list[ModelState]:
@@ -290,7 +309,10 @@ class WeightStore(HubDownloads):
         if not folder.exists():
             return False
         with self._claim([entry], "removing"):
-            shutil.rmtree(folder)
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise _unwritable(folder, "removing", exc) from exc
         log.info("removed %s", folder)
         return True
 
@@ -331,17 +353,20 @@ class WeightStore(HubDownloads):
             _ACTIVE.update(dict.fromkeys(keys, activity))
         locks = []
         try:
-            (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
-            for e in entries:
-                lock = FileLock(str(self.root / LOCKS / f"{e.id}.lock"))
-                try:
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    raise MoebiusError(
-                        f"{e.name} is being changed by another Moebius Studio; wait for it to "
-                        "finish"
-                    ) from None
-                locks.append(lock)
+            try:
+                (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+                for e in entries:
+                    lock = FileLock(str(self.root / LOCKS / f"{e.id}.lock"))
+                    try:
+                        lock.acquire(timeout=0)
+                    except Timeout:
+                        raise MoebiusError(
+                            f"{e.name} is being changed by another Moebius Studio; wait for it "
+                            "to finish"
+                        ) from None
+                    locks.append(lock)
+            except OSError as exc:  # a read-only or full models folder, a permission problem
+                raise _unwritable(self.root, activity, exc) from exc
             yield
         finally:
             for lock in reversed(locks):
