@@ -24,6 +24,7 @@ class NullEngine:
     """Engine interface, no work: isolates the overhead around the model."""
 
     name = "null"
+    generative = True  # composited like Moebius: scaled back, edge band inside the mask
 
     def working_size(self, window_size: int) -> int:
         return 512

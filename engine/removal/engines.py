@@ -1,11 +1,17 @@
 """The inpainting engines behind one interface.
 
-* `QuickEngine`: OpenCV's classical inpainting. No download, instant on small holes;
-  good for dust spots, thin wires and date stamps on plain backgrounds.
+* `QuickEngine`: a classical fill at full resolution (`engine.removal.quick_fill`). No
+  download, deterministic; good for dust spots, wires, poles and signs.
 * `MoebiusEngine`: the diffusion model at 512x512, kept loaded between jobs.
 
 `fill(image, hole, seed, cancel)` is a generator: it yields (step, total) while it works
 and returns the filled uint8 RGB image of the same size.
+
+What changes in the photo, per engine (`engine.removal.run` composites by these rules):
+nothing outside the mask, ever. `generative` engines repaint a grown hole at their own
+resolution; their fill is scaled back and shifted so that it meets the photo at the mask's
+edge, the shift fading out over a band *inside* the mask (`composite.edge_correction`).
+A fill at full resolution (Quick) replaces exactly the mask's pixels.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ FillSteps = Generator[tuple[int, int], None, np.ndarray]
 
 class Engine(Protocol):
     name: str
+    generative: bool  # repaints a grown hole at its own size (True) or only the hole (False)
 
     def working_size(self, window_size: int) -> int:
         """The square size (px) the engine wants a context window of `window_size` at."""
@@ -38,26 +45,26 @@ class Engine(Protocol):
 
 class QuickEngine:
     name = str(EngineKind.QUICK)
-    max_size = 1024  # larger windows are shrunk: Telea's cost grows with the hole's area
+    generative = False
 
     def working_size(self, window_size: int) -> int:
-        return min(window_size, self.max_size)
+        # Full resolution: its cost follows the hole, and any shrinking blurs the fill.
+        return window_size
 
     def fill(self, image, hole, seed, cancel) -> FillSteps:
-        import cv2
+        from engine.removal import quick_fill
 
-        radius = max(3, image.shape[0] // 128)
-        out = cv2.inpaint(np.ascontiguousarray(image), hole.view(np.uint8), radius,
-                          cv2.INPAINT_TELEA)
+        out = quick_fill.fill(image, hole)
         yield (1, 1)
         return out
 
     def describe(self) -> str:
-        return "Quick (OpenCV)"
+        return "Quick (classical fill)"
 
 
 class MoebiusEngine:
     name = str(EngineKind.MOEBIUS)
+    generative = True
 
     def __init__(self, inpainter, variant: str, settings: SamplerSettings):
         self.inpainter, self.variant, self.settings = inpainter, variant, settings
