@@ -29,7 +29,7 @@ class NullEngine:
     def working_size(self, window_size: int) -> int:
         return 512
 
-    def fill(self, image, hole, seed, cancel):
+    def fill(self, image, hole, seed, cancel, target=None):
         yield (1, 1)
         return image
 

@@ -36,8 +36,10 @@ class Engine(Protocol):
         """The square size (px) the engine wants a context window of `window_size` at."""
 
     def fill(self, image: np.ndarray, hole: np.ndarray, seed: int,
-             cancel: CancelToken | None) -> FillSteps:
-        """uint8 [S, S, 3] image and bool [S, S] hole -> filled uint8 [S, S, 3]."""
+             cancel: CancelToken | None, target: np.ndarray | None = None) -> FillSteps:
+        """uint8 [S, S, 3] image and bool [S, S] hole -> filled uint8 [S, S, 3]. `target`
+        (within the hole) is what will be used of the fill; an engine may fill only that,
+        but must treat the whole hole as unknown."""
 
     def describe(self) -> str:
         """Short human description, e.g. 'Moebius Places2 · CPU fp32'."""
@@ -51,10 +53,10 @@ class QuickEngine:
         # Full resolution: its cost follows the hole, and any shrinking blurs the fill.
         return window_size
 
-    def fill(self, image, hole, seed, cancel) -> FillSteps:
+    def fill(self, image, hole, seed, cancel, target=None) -> FillSteps:
         from engine.removal import quick_fill
 
-        out = quick_fill.fill(image, hole)
+        out = quick_fill.fill(image, hole, target)
         yield (1, 1)
         return out
 
@@ -72,8 +74,8 @@ class MoebiusEngine:
     def working_size(self, window_size: int) -> int:
         return self.inpainter.image_size
 
-    def fill(self, image, hole, seed, cancel) -> FillSteps:
-        total = self.settings.network_calls
+    def fill(self, image, hole, seed, cancel, target=None) -> FillSteps:
+        total = self.settings.network_calls  # the network fills the whole hole at once
         run = Returning(self.inpainter.inpaint(image[None], hole[None], self.settings, seed,
                                                cancel))
         for step in run:

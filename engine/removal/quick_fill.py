@@ -32,18 +32,20 @@ MEMBRANE_RELAX = 8  # Jacobi steps per pyramid level of the membrane fill
 MAX_GROUPS = 32  # more separate parts (dust) are filled as one: each part costs set-up
 
 
-def fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """uint8 [H, W, 3] image and bool [H, W] hole -> a copy with only the hole replaced."""
+def fill(image: np.ndarray, hole: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+    """uint8 [H, W, 3] image and bool [H, W] hole -> a copy with the hole's `target` pixels
+    (default: all of them) replaced; the rest of the hole is never used as a source."""
     out = image.copy()
-    if not hole.any():
+    target = hole if target is None else target & hole
+    if not target.any():
         return out
-    # Copies may come from up to SEARCH px around the hole; nothing further is looked at.
-    y0, y1, x0, x1 = _bounds(hole, TILE + SEARCH + RING, hole.shape)
+    # Copies may come from up to SEARCH px around the target; nothing further is looked at.
+    y0, y1, x0, x1 = _bounds(target, TILE + SEARCH + RING, hole.shape)
     sub = np.ascontiguousarray(image[y0:y1, x0:x1])
     sub_hole = np.ascontiguousarray(hole[y0:y1, x0:x1])
     search = _CopySearch(sub, sub_hole)
     grown = dilate(sub_hole, RING)
-    for box, own in _groups(sub_hole):
+    for box, own in _groups(target[y0:y1, x0:x1]):
         _fill_group(sub, sub_hole, grown, box, own, search, out[y0:y1, x0:x1])
     return out
 
@@ -54,12 +56,13 @@ def _bounds(mask: np.ndarray, margin: int, shape) -> tuple[int, int, int, int]:
             max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, shape[1]))
 
 
-def _groups(hole: np.ndarray):
-    """(box, the group's own hole pixels in it) for each group of hole parts closer than
-    the smooth fills look (RING + 2 px): a sign, a pole and a wire are filled in their own
-    boxes, not in one box around all three."""
+def _groups(target: np.ndarray):
+    """(box, the group's own target pixels in it) for each group of target parts closer
+    than the smooth fills look (RING + 2 px): a sign, a pole and a wire are filled in their
+    own boxes, not in one box around all three."""
     import cv2
 
+    hole = target
     near = dilate(hole, RING + 2)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(near.view(np.uint8),
                                                                connectivity=8)

@@ -146,12 +146,17 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
         image_in = composite.resize(crop, size)
     else:
         hole, image_in = mask_crop, crop
+    # This region's own mask pixels, in window coordinates: the only ones written back.
+    target = np.zeros(mask_crop.shape, bool)
+    bx0, by0, bx1, by1 = region.bbox
+    target[by0 - win.y : by1 - win.y, bx0 - win.x : bx1 - win.x] = job.mask[by0:by1, bx0:bx1]
 
     def fraction(step, total):
         return 0.05 + 0.9 * (index + (step / total if total else 1.0)) / count
 
     yield Progress("denoising", 0, 1, fraction(0, 1), _region_text(index, count))
-    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel))
+    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel,
+                                 None if engine.generative else target))
     for step, total in fill:
         yield Progress("denoising", step, total, fraction(step, total),
                        _region_text(index, count))
@@ -163,7 +168,6 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
     h, w = job.mask.shape
     ring = max(4, band)
     margin = band + int(np.ceil(3 * scale)) + ring + 2 if engine.generative else 0
-    bx0, by0, bx1, by1 = region.bbox
     x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
     x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
     sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
