@@ -88,6 +88,9 @@ def test_quick_fill_replaces_exactly_the_hole(w, h, seed):
     assert np.array_equal(out[~hole], image[~hole])
     assert out.dtype == np.uint8 and out.shape == image.shape
     assert np.array_equal(quick_fill.fill(image, hole), out)  # deterministic
+    target = hole & (rng.random((h, w)) < 0.5)  # a region's own pixels among the hole's
+    part = quick_fill.fill(image, hole, target)
+    assert np.array_equal(part[~target], image[~target])
 
 
 def _scenes(width=320, height=240):
