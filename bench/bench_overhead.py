@@ -29,11 +29,12 @@ class NullEngine:
     """Engine interface, no work: isolates the overhead around the model."""
 
     name = "null"
+    generative = True  # composited like Moebius: scaled back, edge band inside the mask
 
     def working_size(self, window_size: int) -> int:
         return 512
 
-    def fill(self, image, hole, seed, cancel):
+    def fill(self, image, hole, seed, cancel, target=None):
         yield FillStep("filling", 0, 1)
         return image
 

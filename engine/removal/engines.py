@@ -1,12 +1,18 @@
 """The inpainting engines behind one interface.
 
-* `QuickEngine`: OpenCV's classical inpainting. No download, instant on small holes;
-  good for dust spots, thin wires and date stamps on plain backgrounds.
+* `QuickEngine`: a classical fill at full resolution (`engine.removal.quick_fill`). No
+  download, deterministic; good for dust spots, wires, poles and signs.
 * `MoebiusEngine`: the diffusion model at 512x512, kept loaded between jobs.
 
 `fill(image, hole, seed, cancel)` is a generator: it yields a `FillStep` as each part of
 its work starts or a network step ends, and returns the filled uint8 RGB image of the same
 size. `fill_stages(settings)` says in advance which stages a fill goes through.
+
+What changes in the photo, per engine (`engine.removal.run` composites by these rules):
+nothing outside the mask, ever. `generative` engines repaint a grown hole at their own
+resolution; their fill is scaled back and shifted so that it meets the photo at the mask's
+edge, the shift fading out over a band *inside* the mask (`composite.edge_correction`).
+A fill at full resolution (Quick) replaces exactly the mask's pixels.
 """
 
 from __future__ import annotations
@@ -41,13 +47,16 @@ def fill_stages(settings: RemovalSettings) -> list[tuple[str, int]]:
 
 class Engine(Protocol):
     name: str
+    generative: bool  # repaints a grown hole at its own size (True) or only the hole (False)
 
     def working_size(self, window_size: int) -> int:
         """The square size (px) the engine wants a context window of `window_size` at."""
 
     def fill(self, image: np.ndarray, hole: np.ndarray, seed: int,
-             cancel: CancelToken | None) -> FillSteps:
-        """uint8 [S, S, 3] image and bool [S, S] hole -> filled uint8 [S, S, 3]."""
+             cancel: CancelToken | None, target: np.ndarray | None = None) -> FillSteps:
+        """uint8 [S, S, 3] image and bool [S, S] hole -> filled uint8 [S, S, 3]. `target`
+        (within the hole) is what will be used of the fill; an engine may fill only that,
+        but must treat the whole hole as unknown."""
 
     def describe(self) -> str:
         """Short human description, e.g. 'Moebius Places (scenes) · CPU fp32'."""
@@ -55,25 +64,25 @@ class Engine(Protocol):
 
 class QuickEngine:
     name = str(EngineKind.QUICK)
-    max_size = 1024  # larger windows are shrunk: Telea's cost grows with the hole's area
+    generative = False
 
     def working_size(self, window_size: int) -> int:
-        return min(window_size, self.max_size)
+        # Full resolution: its cost follows the hole, and any shrinking blurs the fill.
+        return window_size
 
-    def fill(self, image, hole, seed, cancel) -> FillSteps:
-        import cv2
+    def fill(self, image, hole, seed, cancel, target=None) -> FillSteps:
+        from engine.removal import quick_fill
 
         yield FillStep("filling", 0, 1)
-        radius = max(3, image.shape[0] // 128)
-        return cv2.inpaint(np.ascontiguousarray(image), hole.view(np.uint8), radius,
-                           cv2.INPAINT_TELEA)
+        return quick_fill.fill(image, hole, target)
 
     def describe(self) -> str:
-        return "Quick (OpenCV)"
+        return "Quick (classical fill)"
 
 
 class MoebiusEngine:
     name = str(EngineKind.MOEBIUS)
+    generative = True
 
     def __init__(self, inpainter, variant: str, settings: SamplerSettings):
         self.inpainter, self.variant, self.settings = inpainter, variant, settings
@@ -81,7 +90,8 @@ class MoebiusEngine:
     def working_size(self, window_size: int) -> int:
         return self.inpainter.image_size
 
-    def fill(self, image, hole, seed, cancel) -> FillSteps:
+    def fill(self, image, hole, seed, cancel, target=None) -> FillSteps:
+        # The network fills the whole hole at once: `target` is not needed.
         s = self.settings
         # Steps are reported in the person's terms: at strength 0.99 the schedule's first
         # step is skipped, so 20 steps run 19 network calls, shown as steps 2..20 of 20.

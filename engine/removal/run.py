@@ -146,48 +146,62 @@ def run_removal(
 
 def _remove_region(work, job, engine, region: Region, index: int, count: int,
                    cancel: CancelToken, plan: WorkPlan):
-    """Fill one region of `work` in place; returns the box of the pixels it wrote."""
-    h, w = job.mask.shape
+    """Fill one region of `work` in place; returns the box of the pixels it wrote.
+
+    Only this region's mask pixels are written (see `engine.removal.engines` for the rule
+    per engine); every mask pixel in the window is hole to the engine, so it never copies
+    what is being removed.
+    """
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
-
-    # What the model sees: the window (reflected where it leaves the photo), all mask
-    # pixels in it grown by the feather band plus ~2 model pixels for edge halos (grown at
-    # model resolution, where it is cheap).
-    feather = composite.feather_width(region.bbox, scale)
     crop = to_rgb8(composite.crop_window(work, win))
-    mask_crop = composite.crop_window(job.mask, win)
-    hole = composite.model_mask(mask_crop, size, int(np.ceil(feather / scale)) + 2)
-    image_in = composite.resize(crop, size)
+    # Reflected like the pixels: a reflected object is hole too, never a fill's source.
+    mask_crop = composite.crop_window(job.mask.view(np.uint8), win) > 0
+    band = composite.feather_width(region.bbox, scale)
+    if engine.generative:
+        # What the model sees: the window at its size, every mask pixel in it grown by the
+        # band plus ~2 model pixels (grown at model resolution, where it is cheap), so the
+        # model also repaints the photo pixels the fill must meet.
+        hole = composite.model_mask(mask_crop, size, int(np.ceil(band / scale)) + 2)
+        image_in = composite.resize(crop, size)
+    else:
+        hole, image_in = mask_crop, crop
+    # This region's own mask pixels, in window coordinates: the only ones written back.
+    target = np.zeros(mask_crop.shape, bool)
+    bx0, by0, bx1, by1 = region.bbox
+    target[by0 - win.y : by1 - win.y, bx0 - win.x : bx1 - win.x] = job.mask[by0:by1, bx0:bx1]
 
-    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel))
+    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel,
+                                 None if engine.generative else target))
     for stage, step, total in fill:
         yield plan.progress(stage, step, total, _stage_text(stage, index, count))
     filled = fill.value
     cancel.raise_if_cancelled()
     yield plan.progress("compositing", 0, 1, _stage_text("compositing", index, count))
 
-    # Put the fill back around this region only: its box grown by the feather band (where
-    # alpha > 0) and the colour-match ring beyond the hole, clipped to window and photo.
-    ring = max(4, feather)
-    margin = feather + int(np.ceil(3 * scale)) + ring + 2
-    bx0, by0, bx1, by1 = region.bbox
+    # Put the fill back around this region only: its box, grown for a generated fill by
+    # the model's grown hole and the colour-match ring beyond it, clipped to window and photo.
+    h, w = job.mask.shape
+    ring = max(4, band)
+    margin = band + int(np.ceil(3 * scale)) + ring + 2 if engine.generative else 0
     x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
     x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
     sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
-    generated = composite.resize(filled, win.size)[sub].astype(np.float32)
-    hole_photo = composite.resize_mask(hole, win.size)[sub]
-    if job.settings.colour_match:
-        original = to_rgb8(work[y0:y1, x0:x1])
-        around = composite.dilate(hole_photo, ring) & ~hole_photo
-        generated += composite.colour_offset(generated, original, around)
-
-    # This region's own mask pixels (inside its box) get alpha 1, fading out over the band.
+    # This region's own mask pixels (inside its box) are written, nothing else.
     own = np.zeros((y1 - y0, x1 - x0), bool)
     own[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = job.mask[by0:by1, bx0:bx1]
-    alpha = composite.feather_alpha(own, feather) * hole_photo  # never outside the fill
-    return composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
+    if not engine.generative:
+        generated = filled[sub].astype(np.float32)
+    else:
+        generated = composite.resize(filled, win.size)[sub].astype(np.float32)
+        original = to_rgb8(work[y0:y1, x0:x1])
+        if job.settings.colour_match:
+            hole_photo = composite.resize_mask(hole, win.size)[sub]
+            around = composite.dilate(hole_photo, ring) & ~hole_photo
+            generated += composite.colour_offset(generated, original, around)
+        generated += composite.edge_correction(generated, original, mask_crop[sub], band)
+    return composite.blend_into(work, generated, own.astype(np.float32), (x0, y0, x1, y1))
 
 
 _STAGE_WORDS = {"encoding": "Preparing", "denoising": "Removing", "filling": "Removing",
