@@ -53,18 +53,57 @@ def add_parser(sub) -> None:
     p.add_argument("--reencode-jpeg", action="store_true", help=REENCODE_HELP)
     add_mask_options(p)
     add_removal_options(p)
+    cluster = p.add_argument_group(
+        "cluster", "run the same job on a Ray cluster (needs pip install "
+        "'moebius-studio[cluster]' on this machine and every node; the folders must be "
+        "paths every node sees)")
+    cluster.add_argument("--cluster", metavar="ADDRESS",
+                         help="'local' (start Ray on this machine for the run), 'auto' (the "
+                              "cluster this machine belongs to), HOST:PORT or ray://HOST:10001")
+    cluster.add_argument("--actors", type=_positive, metavar="N",
+                         help="removal workers, each loading the model once (default: one per "
+                              "GPU of the cluster, or half its CPUs)")
+    cluster.add_argument("--retries", type=_retries, default=2, metavar="N",
+                         help="further attempts at a photo whose worker process died "
+                              "(0-10, default 2)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
+    return int(text)
+
+
+def _retries(text: str) -> int:
+    if not text.isdigit() or int(text) > 10:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 10, not {text}")
+    return int(text)
+
+
+def _events(args, job):
+    """The local run, or the same job on a Ray cluster (Ray is imported only then)."""
+    if args.cluster is None:
+        from engine.removal.batch import run_batch
+
+        return run_batch(job)
+    from engine.removal.cluster import ClusterOptions, run_cluster_batch
+
+    return run_cluster_batch(job, ClusterOptions(args.cluster, args.actors, args.retries))
 
 
 def run(args) -> int:
-    from engine.removal.batch import BatchJob, ItemStatus, run_batch, write_report
+    from engine.removal.batch import BatchJob, ItemStatus, write_report
 
+    if args.cluster is None and (args.actors is not None or args.retries != 2):
+        print("error: --actors and --retries are for --cluster runs", file=sys.stderr)
+        return 2
     job = BatchJob(args.input_dir, args.output_dir, args.masks, args.mask, args.recursive,
                    args.overwrite, settings_from_args(args), mask_policy_from_args(args),
                    keep_jpeg_blocks=not args.reencode_jpeg)
     bar = ProgressBar(sys.stderr)
     outcomes = []
     t0 = time.perf_counter()
-    events = run_batch(job)
+    events = _events(args, job)
     waiting = False
     try:
         for event in events:
