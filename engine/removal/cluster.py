@@ -157,39 +157,56 @@ def _run_locked(job: BatchJob, options: ClusterOptions, items: list[BatchItem],
     first = no_mask_outcomes(unmatched)
     for o in [*first, *settled.values()]:
         yield Item(o)
-    fatal: Failed | None = None
+    ended: _Ended | None = None
     if session is not None:
         try:
-            fatal = yield from _work_on_cluster(job, replace(job, settings=settings), options,
+            ended = yield from _work_on_cluster(job, replace(job, settings=settings), options,
                                                 session, items, todo, settled, cancel)
         finally:
             session.close_work()
             _sweep(session, job, [items[i] for i in todo])
             session.close()
         record.merge_writers()
-    outcomes = first + [settled.get(i) or _unsettled(items[i], i, todo, settled, fatal, cancel,
-                                                     options) for i in range(n)]
+    why = _Why(ended, cancel.cancelled, min((i for i in todo if i not in settled), default=-1))
+    outcomes = first + [settled.get(i) or _unsettled(job, items[i], i, why, options)
+                        for i in range(n)]
     seconds = time.perf_counter() - t0
     report = write_report(job, outcomes, seconds)
-    if fatal is not None:
-        yield Failed(fatal.message, error=fatal.error)
+    if ended is not None:
+        yield ended.failed
     else:
         yield Done(BatchSummary(outcomes, report, seconds))
 
 
-def _unsettled(item: BatchItem, index: int, todo: list[int], settled: dict[int, Outcome],
-               fatal: Failed | None, cancel: CancelToken, options: ClusterOptions) -> Outcome:
+@dataclass(frozen=True)
+class _Ended:
+    """Why a run ended before every photo came back."""
+
+    failed: Failed
+    model: bool  # the model could not be loaded (else: the cluster stopped working)
+
+
+@dataclass(frozen=True)
+class _Why:
+    ended: _Ended | None
+    cancelled: bool
+    first_left: int  # the first photo in plan order that never came back
+
+
+def _unsettled(job: BatchJob, item: BatchItem, index: int, why: _Why,
+               options: ClusterOptions) -> Outcome:
     """The outcome of a photo that never came back from the cluster."""
-    if fatal is not None:  # as a local run: the first photo left fails, the rest wait
-        first_left = min(i for i in todo if i not in settled)
-        if index == first_left:
-            return item_outcome(item, ItemStatus.FAILED, fatal.message)
-        return item_outcome(item, ItemStatus.CANCELLED, f"not started: {fatal.message}")
-    if cancel.cancelled:
-        if item.output.exists():  # finished while the run was stopping
+    ended = why.ended
+    if ended is not None and ended.model:  # as a local run: the first left fails, the
+        if index == why.first_left:  # rest are not started
+            return item_outcome(item, ItemStatus.FAILED, ended.failed.message)
+        return item_outcome(item, ItemStatus.CANCELLED, f"not started: {ended.failed.message}")
+    if ended is not None or why.cancelled:
+        if not job.overwrite and item.output.exists():  # written while the run stopped
             return item_outcome(item, ItemStatus.DONE, "finished while the run was stopping",
                                 output=True)
-        return item_outcome(item, ItemStatus.CANCELLED, "not started: the run was cancelled")
+        reason = ended.failed.message if ended is not None else "the run was cancelled"
+        return item_outcome(item, ItemStatus.CANCELLED, f"not finished: {reason}")
     return item_outcome(item, ItemStatus.FAILED,
                         f"lost on the cluster: its worker process died on each of "
                         f"{options.retries + 1} attempts (killed or out of memory); "
@@ -199,8 +216,8 @@ def _unsettled(item: BatchItem, index: int, todo: list[int], settled: dict[int, 
 def _work_on_cluster(job: BatchJob, actor_job: BatchJob, options: ClusterOptions,
                      session: _Session, items: list[BatchItem], todo: list[int],
                      settled: dict[int, Outcome], cancel: CancelToken):
-    """Stream the photos through the cluster; returns the Failed that ends the run, if
-    a model could not load. Fills `settled` as outcomes arrive."""
+    """Stream the photos through the cluster, filling `settled` as outcomes arrive;
+    returns why the run ended early, or None."""
     import pickle
 
     actors = plan_actors(actor_job.settings, session.resources(), options.actors)
@@ -210,20 +227,25 @@ def _work_on_cluster(job: BatchJob, actor_job: BatchJob, options: ClusterOptions
     rows = session.start(_pipeline(job, actor_job, options, actors, session,
                                    [(i, items[i]) for i in todo]))
     finished = 0
-    for row in rows:
-        index = int(row["index"])
-        fatal = pickle.loads(row["fatal"])
-        if fatal is not None:
-            log.error("the model could not be loaded on the cluster: %s", fatal.message)
-            return fatal
-        outcome: Outcome = pickle.loads(row["outcome"])
-        settled[index] = outcome
-        finished += 1
-        yield Item(outcome)
-        yield BatchProgress("file", 0, 0, finished / total, f"{len(settled)}/{n} done",
-                            source=outcome.source, index=len(settled), count=n)
-        if cancel.cancelled:
-            break
+    try:
+        for row in rows:
+            index = int(row["index"])
+            fatal = pickle.loads(row["fatal"])
+            if fatal is not None:
+                log.info("the model could not be loaded on the cluster: %s", fatal.message)
+                return _Ended(fatal, model=True)
+            outcome: Outcome = pickle.loads(row["outcome"])
+            settled[index] = outcome
+            finished += 1
+            yield Item(outcome)
+            yield BatchProgress("file", 0, 0, finished / total, f"{len(settled)}/{n} done",
+                                source=outcome.source, index=len(settled), count=n)
+            if cancel.cancelled:
+                break
+    except Exception as exc:  # noqa: BLE001 - a lost head node, an actor pool that
+        log.info("the cluster stopped the run", exc_info=exc)  # cannot start, ...
+        return _Ended(Failed(f"The Ray cluster stopped working: {type(exc).__name__}: {exc}"
+                             .split("\n")[0]), model=False)
     return None
 
 
@@ -361,11 +383,13 @@ class _Session:
 
 
 def _quiet_ray_data() -> int | None:
-    """Raise Ray Data's log level to errors unless details were asked for (-v); returns
-    the level to restore."""
+    """Silence Ray Data's own log unless details were asked for (-v): its notes (plans,
+    timings) and its tracebacks for a photo lost after its retries, which the report and
+    the command line state in one line. Its failures still raise. Returns the level to
+    restore."""
     if logging.getLogger().getEffectiveLevel() <= logging.INFO:
         return None
     ray_data = logging.getLogger("ray.data")
     level = ray_data.level
-    ray_data.setLevel(logging.ERROR)
+    ray_data.setLevel(logging.CRITICAL)
     return level
