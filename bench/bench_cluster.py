@@ -6,14 +6,18 @@ per minute for 1, 2 and 4 removal actors, and the per-photo cost Ray adds. Not a
 
 Runs on a local Ray instance with every CPU of this machine (`ray.init(num_cpus=...)`),
 the same folder (512×384 JPEGs, a mask per photo, an object covering ~3 %) through
-`run_batch` (local, one process, the model loaded before timing) and through
-`run_cluster_batch` (reading, removal actors, writing). Two figures per cluster run:
+`run_batch` (local, one process, the model loaded before timing, with the threads of one
+actor) and through `run_cluster_batch` (reading, removal actors, writing). Two figures per
+cluster run:
 
 - wall: from the call to the report, so actor start-up and model loads included;
 - steady: photos per minute between the first and the last photo to come back, what a
-  long run settles to; (steady s/photo at 1 actor) - (local s/photo) is the per-photo
-  overhead Ray adds on this machine (decode, pickling through the object store, three
-  tasks per photo), and the time to the first photo is the fixed start-up cost.
+  long run settles to; the time to the first photo is the fixed start-up cost;
+- CPU s / photo: the CPU time of every process of the run (this one, and the local Ray
+  instance's servers and workers, read when the last photo comes back) per photo;
+  against the local batch's it is the work Ray adds per photo (three tasks, pickling
+  through the object store, scheduling), which the steady wall time can hide when the
+  stages overlap on several cores. A lower bound: a worker that exited is not counted.
 
 The tiny model is the real file format (a models folder with the tiny network and VAE of
 tests/fixtures), so actors load it as they load a real one. Results: a table on stdout
@@ -78,6 +82,28 @@ def tiny_models(root: Path) -> Path:
     return store.root
 
 
+def cpu_times(tree: bool) -> dict[int, float]:
+    """CPU time (user + system) per process: this one, and with `tree` every process it
+    started (the local Ray instance: its servers and workers)."""
+    import psutil
+
+    me = psutil.Process()
+    times = {}
+    for proc in [me, *(me.children(recursive=True) if tree else [])]:
+        try:
+            t = proc.cpu_times()
+            times[proc.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return times
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two `cpu_times`, by the processes alive at the second
+    (a process that exited in between is missed: the figure is a lower bound)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def settings_for(engine: str, steps: int):
     from engine.removal.settings import RemovalSettings
 
@@ -86,35 +112,46 @@ def settings_for(engine: str, steps: int):
     return RemovalSettings(engine="moebius", steps=steps, device="cpu", seed=0)
 
 
-def local_run(src: Path, masks: Path, out: Path, settings) -> dict:
+def local_run(src: Path, masks: Path, out: Path, settings, threads: int) -> dict:
+    """The local batch in this process, with the threads one actor gets: torch and OpenCV
+    on all cores of a shared, loaded machine can be many times slower than on one (spinning
+    threads wait for a busy core), which would show up as a gain from Ray."""
+    import cv2
+    import torch
+
     from engine.events import Done
     from engine.removal.batch import BatchJob, run_batch
     from engine.removal.run import EngineHost
 
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     host = EngineHost()
     host.get(settings)  # the model loads before timing, as bench_batch does
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_times(tree=False)
     events = list(run_batch(BatchJob(src, out, masks_dir=masks, settings=settings), None,
                             host))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_spent(cpu0, cpu_times(tree=False))
     assert isinstance(events[-1], Done), events[-1]
     count = events[-1].result.count("done")
     return {"mode": "local", "actors": None, "photos": count, "wall_s": seconds,
-            "per_min": 60 * count / seconds, "s_per_photo": seconds / count}
+            "per_min": 60 * count / seconds, "s_per_photo": seconds / count,
+            "cpu_s_per_photo": cpu / count}
 
 
-def cluster_run(src: Path, masks: Path, out: Path, settings, actors: int) -> dict:
+def cluster_run(src: Path, masks: Path, out: Path, settings, actors: int, photos: int) -> dict:
     from engine.events import Done, Item
     from engine.removal.batch import BatchJob
     from engine.removal.cluster import ClusterOptions, run_cluster_batch
 
     job = BatchJob(src, out, masks_dir=masks, settings=settings)
     arrivals = []
-    t0 = time.perf_counter()
-    last = None
+    t0, cpu0 = time.perf_counter(), cpu_times(tree=True)
+    last, cpu = None, 0.0
     for event in run_cluster_batch(job, ClusterOptions(actors=actors)):
         if isinstance(event, Item):
             arrivals.append(time.perf_counter() - t0)
+            if len(arrivals) == photos:  # before the run ends and its actors are gone
+                cpu = cpu_spent(cpu0, cpu_times(tree=True))
         last = event
     wall = time.perf_counter() - t0
     assert isinstance(last, Done), last
@@ -124,7 +161,7 @@ def cluster_run(src: Path, masks: Path, out: Path, settings, actors: int) -> dic
     return {"mode": "cluster", "actors": actors, "photos": count, "wall_s": wall,
             "per_min": 60 * count / wall, "first_s": arrivals[0],
             "steady_per_min": 60 / steady, "s_per_photo": steady,
-            "removal_workers": len(workers)}
+            "cpu_s_per_photo": cpu / count, "removal_workers": len(workers)}
 
 
 def main() -> None:
@@ -150,34 +187,43 @@ def main() -> None:
                 continue
             src, masks = make_folder(root / engine, count)
             settings = settings_for(engine, args.steps)
-            runs = [local_run(src, masks, root / engine / "local", settings)]
+            from engine.removal.cluster import plan_actors
+
+            threads = plan_actors(settings, {"CPU": args.cpus}, 1).threads
+            runs = [local_run(src, masks, root / engine / "local", settings, threads)]
             for actors in args.actors:
                 runs.append(cluster_run(src, masks, root / engine / f"ray{actors}", settings,
-                                        actors))
+                                        actors, count))
             for r in runs:
                 r["engine"] = engine if engine == "quick" else f"tiny model, {args.steps} steps"
+                r["local_threads"] = threads if r["mode"] == "local" else None
                 print(_line(r), flush=True)
             rows += runs
         ray.shutdown()
 
     print(f"\n{machine()}; Ray {ray.__version__}, {args.cpus} CPUs")
-    print("| engine | run | photos / min (wall) | steady photos / min | s / photo | "
-          "first photo after |")
-    print("|---|---|---|---|---|---|")
+    print("| engine | run | photos / min (wall) | steady photos / min | s / photo (steady) "
+          "| CPU s / photo | first photo after |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         run = "local batch" if r["mode"] == "local" else f"Ray, {r['actors']} actor(s)"
         steady = f"{r['steady_per_min']:.0f}" if "steady_per_min" in r else "–"
         first = f"{r['first_s']:.1f} s" if "first_s" in r else "–"
         print(f"| {r['engine']} | {run} | {r['per_min']:.0f} | {steady} | "
-              f"{r['s_per_photo']:.3f} | {first} |")
+              f"{r['s_per_photo']:.3f} | {r['cpu_s_per_photo']:.3f} | {first} |")
     overhead = {}
     for engine in dict.fromkeys(r["engine"] for r in rows):
         local = next(r for r in rows if r["engine"] == engine and r["mode"] == "local")
         one = next((r for r in rows if r["engine"] == engine and r["actors"] == 1), None)
         if one is not None:
-            overhead[engine] = one["s_per_photo"] - local["s_per_photo"]
-            print(f"{engine}: Ray adds {1000 * overhead[engine]:+.0f} ms per photo at 1 actor "
-                  f"(steady), and {one['first_s']:.1f} s before the first photo")
+            overhead[engine] = {
+                "wall_s": one["s_per_photo"] - local["s_per_photo"],
+                "cpu_s": one["cpu_s_per_photo"] - local["cpu_s_per_photo"],
+                "start_s": one["first_s"]}
+            o = overhead[engine]
+            print(f"{engine}: at 1 actor Ray adds {1000 * o['wall_s']:+.0f} ms of wall time "
+                  f"per photo (steady) and {1000 * o['cpu_s']:+.0f} ms of CPU time per photo, "
+                  f"and {o['start_s']:.1f} s before the first photo")
     path = write_result("cluster", {"machine": machine(), "ray": ray.__version__,
                                     "cpus": args.cpus, "args": vars(args), "rows": rows,
                                     "overhead_s_per_photo": overhead})

@@ -33,7 +33,12 @@ photos of its own. Existing outputs are skipped unless --overwrite (which replac
 only files a batch run wrote), so an interrupted run resumes where it stopped; a
 second run on the same output folder waits for the first. A report,
 moebius-batch-report.json, is written to the output folder. The exit status is 1
-if any photo failed or was skipped for its mask."""
+if any photo failed or was skipped for its mask.
+
+With --cluster the same job runs on Ray: photos are read and written by CPU tasks
+and cleaned by removal workers (one model load each, a GPU each where the cluster
+has GPUs), with the same rules, skips and report; a worker that dies costs no photo
+(it is retried, --retries times at most)."""
 
 
 def add_parser(sub) -> None:

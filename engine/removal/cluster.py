@@ -30,7 +30,6 @@ here only, when a cluster run starts.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 import warnings
@@ -58,13 +57,21 @@ from engine.removal.batch import (
     write_report,
 )
 from engine.removal.batch_plan import FolderLock, OutputRecord
+from engine.removal.cluster_session import LOCAL, RaySession
+from engine.removal.cluster_stages import (
+    Remover,
+    Work,
+    close_run,
+    open_run,
+    pack,
+    read_photo,
+    write_photo,
+)
 from engine.removal.run import EngineHost
 from engine.removal.settings import EngineKind, RemovalSettings
 
 log = logging.getLogger(__name__)
 
-LOCAL = "local"  # --cluster local: start a Ray instance on this machine for the run
-INSTALL_HINT = "pip install 'moebius-studio[cluster]'"
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ def _run_locked(job: BatchJob, options: ClusterOptions, items: list[BatchItem],
     session = None
     if todo:  # the cluster and the device are checked before anything is reported
         try:
-            session = _Session.open(options.address)
+            session = RaySession.open(options.address)
             settings = _actor_settings(job.settings, session.resources())
         except MoebiusError as exc:
             if session is not None:
@@ -164,6 +171,7 @@ def _run_locked(job: BatchJob, options: ClusterOptions, items: list[BatchItem],
                                                 session, items, todo, settled, cancel)
         finally:
             session.close_work()
+            close_run(job.output_dir)  # no task of this run writes from here on
             _sweep(session, job, [items[i] for i in todo])
             session.close()
         record.merge_writers()
@@ -214,7 +222,7 @@ def _unsettled(job: BatchJob, item: BatchItem, index: int, why: _Why,
 
 
 def _work_on_cluster(job: BatchJob, actor_job: BatchJob, options: ClusterOptions,
-                     session: _Session, items: list[BatchItem], todo: list[int],
+                     session: RaySession, items: list[BatchItem], todo: list[int],
                      settled: dict[int, Outcome], cancel: CancelToken):
     """Stream the photos through the cluster, filling `settled` as outcomes arrive;
     returns why the run ended early, or None."""
@@ -224,8 +232,10 @@ def _work_on_cluster(job: BatchJob, actor_job: BatchJob, options: ClusterOptions
     n, total = len(items), len(todo)
     yield BatchProgress("starting", 0, 0, 0.0, f"Starting {actors.text()} on the cluster…",
                         count=n)
+    run = secrets.token_hex(8)
+    open_run(job.output_dir, run)
     rows = session.start(_pipeline(job, actor_job, options, actors, session,
-                                   [(i, items[i]) for i in todo]))
+                                   [(i, items[i]) for i in todo], run))
     finished = 0
     try:
         for row in rows:
@@ -266,13 +276,10 @@ def _actor_settings(settings: RemovalSettings, resources: dict[str, float]) -> R
 
 
 def _pipeline(job: BatchJob, actor_job: BatchJob, options: ClusterOptions, actors: ActorPlan,
-              session: _Session, work: list[tuple[int, BatchItem]]):
+              session: RaySession, work: list[tuple[int, BatchItem]], run: str):
     """The Ray Data pipeline (lazy): one photo per block, so a lost block is one photo."""
     import ray.data
 
-    from engine.removal.cluster_stages import Remover, Work, pack, read_photo, write_photo
-
-    run = secrets.token_hex(8)
     rows = [pack(Work(i, item)) for i, item in work]
     ds: Any = ray.data.from_items(rows, override_num_blocks=len(rows))  # Ray types maps loosely
     # Photos come back as they finish; a photo lost after its retries is left out (the
@@ -295,101 +302,11 @@ def _pipeline(job: BatchJob, actor_job: BatchJob, options: ClusterOptions, actor
                                                        max_tasks_in_flight_per_actor=1),
                     num_cpus=actors.num_cpus, num_gpus=actors.num_gpus or None,
                     max_restarts=-1, max_task_retries=options.retries, **env)
-        return ds.map(write_photo, fn_args=(job,), num_cpus=1, max_retries=options.retries,
+        return ds.map(write_photo, fn_args=(job, run), num_cpus=1, max_retries=options.retries,
                       retry_exceptions=False, **env)
 
 
-def _sweep(session: _Session, job: BatchJob, items: list[BatchItem]) -> None:
+def _sweep(session: RaySession, job: BatchJob, items: list[BatchItem]) -> None:
     folders = sorted({str(job.output_dir), *(str(i.output.parent) for i in items)})
     session.sweep(folders)
     remove_stale_outputs(job, items)  # and the driver's own machine
-
-
-class _Session:
-    """This run's connection to Ray: started or joined, and left as found."""
-
-    def __init__(self, ray, started: bool, env: dict[str, str]):
-        self.ray = ray
-        self.started = started
-        self.env = env
-        self._rows = None
-        self._quiet: int | None = None
-
-    @classmethod
-    def open(cls, address: str) -> _Session:
-        try:
-            import ray
-        except ImportError:
-            raise MoebiusError(f"--cluster needs Ray, which is not installed: "
-                               f"{INSTALL_HINT}") from None
-        env = {k: os.environ[k] for k in ("MOEBIUS_MODELS_DIR",) if os.environ.get(k)}
-        if ray.is_initialized():  # the caller connected already (a notebook, the tests)
-            return cls(ray, False, env)
-        kwargs: dict = {"include_dashboard": False, "logging_level": logging.WARNING}
-        if address == LOCAL:
-            # A local instance runs this very code: its workers import it from here.
-            root = str(Path(__file__).resolve().parents[2])
-            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-            kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
-        try:
-            ray.init(address=address, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - Ray's errors vary by address kind
-            raise MoebiusError(f"cannot connect to the Ray cluster at {address}: "
-                               f"{exc}") from exc
-        return cls(ray, True, env)
-
-    def resources(self) -> dict[str, float]:
-        return dict(self.ray.cluster_resources())
-
-    def remote_env(self) -> dict:
-        return {"runtime_env": {"env_vars": self.env}} if self.env else {}
-
-    def start(self, ds):
-        # Ray Data's own notes (execution plans, timings) only with -v: our bar says it.
-        self._quiet = _quiet_ray_data()
-        self._rows = iter(ds.iter_rows())
-        return self._rows
-
-    def close_work(self) -> None:
-        """Stop the pipeline: its tasks are cancelled and its actors killed."""
-        rows, self._rows = self._rows, None
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
-        if self._quiet is not None:
-            logging.getLogger("ray.data").setLevel(self._quiet)
-            self._quiet = None
-
-    def sweep(self, folders: list[str]) -> None:
-        """Each live node removes its own dead processes' temporary files (best effort)."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        from engine.removal.cluster_stages import sweep_temporaries
-
-        try:
-            sweep = self.ray.remote(num_cpus=0)(sweep_temporaries)
-            refs = [sweep.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                        node["NodeID"], soft=False), **self.remote_env()).remote(folders)
-                    for node in self.ray.nodes() if node.get("Alive")]
-            removed = sum(self.ray.get(refs, timeout=60))
-            if removed:
-                log.info("removed %d temporary file(s) of dead workers", removed)
-        except Exception as exc:  # noqa: BLE001 - the next run removes them too
-            log.warning("could not remove the dead workers' temporary files: %s", exc)
-
-    def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
-
-
-def _quiet_ray_data() -> int | None:
-    """Silence Ray Data's own log unless details were asked for (-v): its notes (plans,
-    timings) and its tracebacks for a photo lost after its retries, which the report and
-    the command line state in one line. Its failures still raise. Returns the level to
-    restore."""
-    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
-        return None
-    ray_data = logging.getLogger("ray.data")
-    level = ray_data.level
-    ray_data.setLevel(logging.CRITICAL)
-    return level

@@ -23,27 +23,32 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.disk import remove_stale_temps, temp_path
 from engine.events import Done, Failed
 from engine.imageio.files import LoadedImage
 from engine.removal.batch import (
     BatchItem,
     BatchJob,
+    ItemStatus,
     Outcome,
     done_outcome,
     error_outcome,
+    item_outcome,
     load_failure,
     open_work,
     removal_failed,
     save_work,
     worker_name,
 )
-from engine.removal.batch_plan import OutputRecord
+from engine.removal.batch_plan import BOOKKEEPING, OutputRecord
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import EngineHost, run_removal
+from engine.removal.settings import EngineKind
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +118,14 @@ class Remover:
         self.job = job
         self.worker = worker_name()
         self.fatal: Failed | None = None
-        if threads > 0:
-            import torch
+        if threads > 0:  # the actor's share of its machine's CPUs, not all of them
+            import cv2
 
-            torch.set_num_threads(threads)
+            cv2.setNumThreads(threads)
+            if job.settings.engine is EngineKind.MOEBIUS:
+                import torch
+
+                torch.set_num_threads(threads)
         self.host = host_factory() if host_factory is not None else EngineHost()
         try:
             self.host.get(job.settings)
@@ -153,20 +162,24 @@ class Remover:
         return pack(work)
 
 
-def write_photo(row: Row, job: BatchJob) -> Row:
+def write_photo(row: Row, job: BatchJob, run: str) -> Row:
     """Encode and write the cleaned photo atomically (CPU task); returns its outcome."""
     work = unpack(row)
     if work.outcome is None and work.fatal is None:
         assert work.image is not None and work.result is not None
         t0 = time.perf_counter()
         try:
-            if job.overwrite or not work.item.output.exists():
+            if not run_is_current(job.output_dir, run):  # a task left over from a stopped run
+                work.outcome = item_outcome(work.item, ItemStatus.CANCELLED,
+                                            "not finished: the run had stopped")
+            elif job.overwrite or not work.item.output.exists():
                 note = save_work(job, work.item, work.image, work.result,
                                  OutputRecord(job.output_dir, writer=_writer_id()))
             else:  # a retried task: its first attempt had finished the file (atomically)
                 note = ""
-            work.outcome = done_outcome(work.item, work.seconds + time.perf_counter() - t0,
-                                        note, work.result.seed, work.worker)
+            if work.outcome is None:
+                work.outcome = done_outcome(work.item, work.seconds + time.perf_counter() - t0,
+                                            note, work.result.seed, work.worker)
         except Exception as exc:  # noqa: BLE001 - reported in the photo's outcome
             work.outcome = error_outcome(work.item, exc, work.seconds + time.perf_counter()
                                          - t0, work.worker)
@@ -174,14 +187,43 @@ def write_photo(row: Row, job: BatchJob) -> Row:
             "fatal": pickle.dumps(work.fatal)}
 
 
+# The run that may write to an output folder, named in a file beside its lock. The driver
+# holds the folder's lock, but cannot always see its tasks end: once it has let go of the
+# folder (after Ctrl+C, say), a writing task still on its way finds another name here, or
+# none, and writes nothing.
+RUN_FILE = "run"
+
+
+def open_run(output_dir: Path, run: str) -> None:
+    """Name `run` as the output folder's writing run (while holding its lock)."""
+    path = output_dir / BOOKKEEPING / RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(run)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def close_run(output_dir: Path) -> None:
+    try:
+        (output_dir / BOOKKEEPING / RUN_FILE).unlink(missing_ok=True)
+    except OSError as exc:  # the lock still keeps other runs out
+        log.warning("could not remove %s: %s", output_dir / BOOKKEEPING / RUN_FILE, exc)
+
+
+def run_is_current(output_dir: Path, run: str) -> bool:
+    try:
+        return (output_dir / BOOKKEEPING / RUN_FILE).read_text() == run
+    except OSError:
+        return False
+
+
 def sweep_temporaries(folders: list[str]) -> int:
     """Remove the temporary files that dead processes of this machine left in `folders`
     (run on every node at the end of a run: only a process's own machine can tell that
     it is gone)."""
-    from pathlib import Path
-
-    from engine.disk import remove_stale_temps
-
     return sum(len(remove_stale_temps(Path(f))) for f in folders)
 
 
