@@ -154,6 +154,20 @@ def test_cluster_options_need_a_cluster(tmp_path, capsys):
     assert "--actors and --retries are for --cluster runs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["input", "-o", "--masks"])
+def test_object_storage_urls_are_refused_with_the_way_to_use_them(tmp_path, capsys, flag):
+    f = _folder(tmp_path, 1)
+    args = {"input": str(f["src"]), "-o": str(tmp_path / "out"), "--masks": str(f["masks"])}
+    args[flag] = "s3://archive/scans"
+    with pytest.raises(SystemExit) as info:
+        main(["batch", args["input"], "-o", args["-o"], "--masks", args["--masks"],
+              "--engine", "quick", "--cluster", "local"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "s3://archive/scans is a URL" in err and "mount the bucket" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_200_photos_give_the_local_batch_s_outputs_and_report(tmp_path, ray_local, capsys):
     # 5 % corrupt (truncated, text, empty), photos without a mask, masks that cover all.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -45,11 +46,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("batch", help="clean a whole folder of photos",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=DESCRIPTION)
-    p.add_argument("input_dir", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True, dest="output_dir")
+    p.add_argument("input_dir", type=_local_path)
+    p.add_argument("-o", "--output", type=_local_path, required=True, dest="output_dir")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--masks", type=Path, help="folder of masks, one per photo")
-    group.add_argument("--mask", type=Path,
+    group.add_argument("--masks", type=_local_path, help="folder of masks, one per photo")
+    group.add_argument("--mask", type=_local_path,
                        help="one mask for every photo (scaled to each; same aspect ratio)")
     p.add_argument("--recursive", action="store_true",
                    help="include sub-folders (their structure is kept in the output)")
@@ -71,6 +72,19 @@ def add_parser(sub) -> None:
     cluster.add_argument("--retries", type=_retries, default=2, metavar="N",
                          help="further attempts at a photo whose worker process died "
                               "(0-10, default 2)")
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def _local_path(text: str) -> Path:
+    """A folder or file path; object-storage URLs are refused with the way to use them (the
+    folder rules, the output folder's lock and its record of outputs need a filesystem)."""
+    if _URL.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text} is a URL, and batch works on paths: mount the bucket at the same path "
+            "on this machine and every node (README: \"Run it on your cluster\")")
+    return Path(text)
 
 
 def _positive(text: str) -> int:
