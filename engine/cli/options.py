@@ -11,6 +11,7 @@ import sys
 from engine.errors import WeightsMissing
 from engine.events import Failed
 from engine.removal.settings import RANGES, EngineKind, RemovalSettings
+from engine.removal.suggest import AUTO
 from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
 from engine.weights import zoo
 
@@ -35,6 +36,8 @@ def _number(name: str, kind: type):
 
 
 def _variant(text: str) -> str:
+    if text.strip().lower() == AUTO:
+        return AUTO  # chosen per photo from the faces in it (engine.removal.suggest)
     try:
         return zoo.resolve(text).id
     except Exception as exc:  # UnknownModel: argparse prints it as a usage error
@@ -46,7 +49,8 @@ def add_removal_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=[str(e) for e in EngineKind], default=str(DEFAULTS.engine),
                    help="moebius (diffusion model, best) or quick (classical, no download)")
     p.add_argument("--model", type=_variant, default=DEFAULTS.variant, dest="variant",
-                   help="Moebius fine-tune: places2 (default), general, celebahq, ffhq")
+                   help="Moebius fine-tune: places2 (default), general, celebahq, ffhq, or "
+                        "auto (chosen per photo from the faces in it; see `models suggest`)")
     p.add_argument("--steps", type=_number("steps", int), default=DEFAULTS.steps,
                    help=f"sampling steps, {r['steps'].text()} (default {DEFAULTS.steps})")
     p.add_argument("--guidance", type=_number("guidance", float), default=DEFAULTS.guidance,

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.imageio.files import load_image, load_mask, save_image
     from engine.removal.job import RemovalJob
     from engine.removal.run import run_removal
+    from engine.removal.suggest import resolve_auto
 
     settings = settings_from_args(args)
     if args.output.resolve() == args.image.resolve() and not args.overwrite:
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     h, w = image.pixels.shape[:2]
     mask = load_mask(args.mask, (w, h))
+    settings, found = resolve_auto(settings, image.pixels)
+    if found is not None:
+        print(f"model: {found.variant} (auto: {found.reason})", file=sys.stderr)
     job = RemovalJob(image.pixels, mask, settings)
     bar = ProgressBar(sys.stderr)
     for event in run_removal(job):

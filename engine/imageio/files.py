@@ -44,7 +44,7 @@ from PIL import (
 )
 
 from engine.errors import ImageFileError, MaskError
-from engine.imageio import meta
+from engine.imageio import heif, meta
 from engine.imageio import pixels as px
 from engine.imageio.jpeg_blocks import BlockSave, BlocksNotKept, keep_blocks
 from engine.imageio.loaded import LoadedImage, SavedImage
@@ -67,12 +67,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger images are refused: likely decompression bombs
-SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp",
+                        ".heic", ".heif", ".hif", ".avif")
 _EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+    ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }  # fmt: skip
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 
 # Pillow's per-format classes parse the header without Pillow's global decompression-bomb
 # check (which would refuse images between ~179 and our 250 megapixels); ours runs instead.
@@ -94,12 +96,14 @@ def is_supported(path: str | os.PathLike) -> bool:
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Open a JPEG, PNG, WebP, TIFF or BMP file; raise ImageFileError if we cannot."""
+    """Open a JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF or AVIF file; raise ImageFileError
+    if we cannot."""
     path = Path(path)
     data = _read_file(path)
     fmt = _format_of(path, data)
     try:
-        im = _OPENERS[fmt](io.BytesIO(data))  # reads the header only
+        opener = _OPENERS.get(fmt) or heif.opener(fmt)  # HEIF and AVIF: imported when met
+        im = opener(io.BytesIO(data))  # reads the header only
     except Exception as exc:
         raise ImageFileError(f"Cannot open '{path}': {_damaged(fmt, exc)}") from exc
     width, height = im.size
@@ -197,7 +201,7 @@ def _format_of(path: Path, data: bytes) -> str:
         )
     raise ImageFileError(
         f"Cannot open '{path}': it is not an image file Moebius Studio can read "
-        "(JPEG, PNG, WebP, TIFF or BMP)."
+        "(JPEG, PNG, WebP, TIFF, BMP, HEIC or AVIF)."
     )
 
 
