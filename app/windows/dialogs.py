@@ -21,8 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
+from app.windows.history_disk import HistoryDiskRow
 from engine.errors import MoebiusError
 from engine.events import Done, Failed, Progress
 from engine.weights import zoo
@@ -35,7 +37,8 @@ QUALITIES = [("auto", "Automatic: fast on a GPU, exact on the CPU"),
 
 
 class PreferencesDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None):
+    def __init__(self, settings: Settings, parent: QWidget | None = None,
+                 history: HistoryKeeper | None = None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.settings = settings
@@ -101,6 +104,11 @@ class PreferencesDialog(QDialog):
         models_row.addWidget(browse)
         form.addRow("Models folder:", models_row)
 
+        self.history: HistoryDiskRow | None = None
+        if history is not None:
+            self.history = HistoryDiskRow(history, settings.history_limit_mb)
+            form.addRow("Edit histories:", self.history)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -124,6 +132,9 @@ class PreferencesDialog(QDialog):
         s.colour_match = self.colour_match.isChecked()
         s.reencode_jpeg = self.reencode_jpeg.isChecked()
         s.models_dir = self.models_dir.text().strip()
+        if self.history is not None:
+            s.history_limit_mb = self.history.limit.value()
+            self.history.keeper.store.limit = s.history_limit_mb * 2**20
         super().accept()
 
 

@@ -20,6 +20,7 @@ from app.open_photo import OpenPhoto
 from engine.about import APP_NAME as APP
 from engine.errors import MoebiusError
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
+from engine.imageio.loaded import untitled
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -33,6 +34,8 @@ SAVE_FILTERS = {
     "WebP (*.webp)": ".webp",
     "TIFF (*.tif *.tiff)": ".tif",
     "BMP (*.bmp)": ".bmp",
+    "HEIC (*.heic *.heif)": ".heic",
+    "AVIF (*.avif)": ".avif",
 }
 
 
@@ -47,6 +50,7 @@ class FileActions(QMainWindow):
         recent_menu: QMenu
 
         def set_photo(self, photo: OpenPhoto | None) -> None: ...
+        def _after_save(self, photo: OpenPhoto, path: Path) -> None: ...  # saved to path
 
     @staticmethod
     def image_filter() -> str:
@@ -154,9 +158,9 @@ class FileActions(QMainWindow):
     def _ask_target(self, title: str, suffix: str) -> Path | None:
         if self.photo is None:
             return None
-        src = self.photo.path or Path("photo.jpg")
+        src = self.photo.path or Path("Untitled.png")
         ext = src.suffix.lower() if is_supported(src) else ".png"
-        default = self._folder() / f"{src.stem}{suffix}{ext}"
+        default = self._folder() / (f"{src.stem}{suffix}{ext}" if self.photo.path else src.name)
         wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
                        .replace(".tiff", ".tif")), None)
         name, chosen = QFileDialog.getSaveFileName(self, title, str(default),
@@ -170,11 +174,13 @@ class FileActions(QMainWindow):
 
     def _write(self, target: Path, mark_clean: bool) -> bool:
         photo = self.photo
-        if photo is None or photo.loaded is None:
+        if photo is None:
             return False
+        pixels = np.asarray(photo.document.pixels)
+        loaded = photo.loaded or untitled(pixels)  # a picture from no file saves as it is
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            saved = save_image(target, photo.loaded, np.asarray(photo.document.pixels),
+            saved = save_image(target, loaded, pixels,
                                overwrite=True,
                                keep_jpeg_blocks=not self.settings.reencode_jpeg)
         except MoebiusError as exc:
@@ -184,6 +190,7 @@ class FileActions(QMainWindow):
         QGuiApplication.restoreOverrideCursor()
         if mark_clean:
             photo.mark_saved()
+            self._after_save(photo, target)
         note = f" ({saved.note})" if saved.note else ""
         self.statusBar().showMessage(f"Saved {target}{note}", 8000)
         log.info("saved %s", target)

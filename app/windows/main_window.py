@@ -30,20 +30,27 @@ from PySide6.QtWidgets import (
     QSlider,
     QStackedWidget,
     QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.canvas.widget import MaskCanvas
 from app.history import HistoryStack
 from app.icons import icon
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.removal import RemovalController
+from app.jobs.suggest import SuggestionController
 from app.jobs.worker import Worker
 from app.open_photo import OpenPhoto
 from app.settings import QUICK, Settings
 from app.windows.dialogs import ModelDialog, PreferencesDialog
+from app.windows.everyday import EverydayActions
 from app.windows.files import FileActions
 from app.windows.history_panel import HistoryPanel
+from app.windows.suggestion_bar import SuggestionBar
 from app.windows.welcome import WelcomePage
 from engine.about import APP_NAME as APP
+from engine.document.journal import HistoryStore
 from engine.errors import MoebiusError, WeightsMissing
 from engine.events import Failed
 from engine.removal.run import EngineHost
@@ -54,21 +61,35 @@ log = logging.getLogger(__name__)
 COMPARE_KEY = Qt.Key.Key_Backslash  # hold to see the original, as in many photo editors
 
 
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(FileActions, EverydayActions, QMainWindow):
     def __init__(self, settings: Settings | None = None, store=None,
-                 host: EngineHost | None = None):
+                 host: EngineHost | None = None, history_store: HistoryStore | None = None):
         super().__init__()
         self.settings = settings or Settings()
         self._store = store
         self.worker = Worker(host or EngineHost(loader=self._load_model), self)
+        # Light background work (faces, the edit history on disk) on its own thread, so it
+        # never waits behind a removal, nor a removal behind it.
+        self.background = Worker(EngineHost(), self)
         self.canvas = MaskCanvas(self)
         self.jobs = RemovalController(self.worker, self.settings, self)
+        limit = self.settings.history_limit_mb * 2**20
+        self.keeper = HistoryKeeper(self.background,
+                                    history_store or HistoryStore(limit=limit), self)
+        self.suggestions = SuggestionController(self.background, self.settings, self)
         self._closing = False
         self.photo: OpenPhoto | None = None
         self.welcome = WelcomePage()
+        self.suggestion_bar = SuggestionBar()
+        self.canvas_page = QWidget()  # the photo, with the suggestion bar above it
+        page = QVBoxLayout(self.canvas_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(0)
+        page.addWidget(self.suggestion_bar)
+        page.addWidget(self.canvas, 1)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
-        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.canvas_page)
         self.setCentralWidget(self.stack)
         self.setAcceptDrops(True)
         self.resize(1280, 820)
@@ -168,6 +189,12 @@ class MainWindow(FileActions, QMainWindow):
         self.a_grow = a("&Grow mask…", self.grow_mask, None, "mask.grow")
         self.a_shrink = a("S&hrink mask…", self.shrink_mask, None, "mask.shrink")
         self.a_load_mask = a("&Load mask from file…", self.load_mask_dialog)
+        self.a_save_mask = a("&Save mask…", self.save_mask_dialog, None, None,
+                             "Save the mask as a PNG (white = remove) for --mask or Load mask")
+        self.a_paste = a("&Paste as new photo", self.paste, std.Paste, None,
+                         "Open the picture on the clipboard as a new, untitled photo")
+        self.a_copy_image = a("&Copy image", self.copy_image, std.Copy, None,
+                              "Copy the picture as it is now to the clipboard")
         self.a_models_dir = a("Open the models &folder", self.open_models_folder)
         self.a_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, std.HelpContents)
         self.a_about = a("&About Moebius Studio", self.show_about)
@@ -203,6 +230,8 @@ class MainWindow(FileActions, QMainWindow):
         m = bar.addMenu("&Edit")
         m.addActions([c["edit.undo"], c["edit.redo"]])
         m.addSeparator()
+        m.addActions([self.a_copy_image, self.a_paste])
+        m.addSeparator()
         m.addActions([self.a_remove, self.a_retry, self.a_cancel])
         m.addSeparator()
         m.addAction(self.a_prefs)
@@ -212,7 +241,7 @@ class MainWindow(FileActions, QMainWindow):
         m.addActions([c["brush.smaller"], c["brush.larger"]])
         m.addSeparator()
         m.addActions([c["mask.clear"], c["mask.invert"], self.a_grow, self.a_shrink,
-                      self.a_load_mask])
+                      self.a_load_mask, self.a_save_mask])
         m = bar.addMenu("&View")
         m.addActions([c["zoom.in"], c["zoom.out"], c["zoom.fit"], c["zoom.actual"]])
         m.addSeparator()
@@ -302,6 +331,10 @@ class MainWindow(FileActions, QMainWindow):
         self.jobs.failed.connect(self._job_failed)
         self.jobs.ended.connect(self._job_ended)
         self.jobs.deviceChanged.connect(self.device_status.setText)
+        self.keeper.restored.connect(self._history_restored)
+        self.suggestions.offered.connect(self._suggestion_offered)
+        self.suggestion_bar.switchRequested.connect(self._suggestion_taken)
+        self.suggestion_bar.keepRequested.connect(self._suggestion_declined)
 
     # -- the open photo -------------------------------------------------------------------
 
@@ -309,7 +342,10 @@ class MainWindow(FileActions, QMainWindow):
         """Show `photo` (None: the welcome page). The previous photo is closed: its jobs
         are cancelled and their results will never be applied (to it or to this one)."""
         old, self.photo = self.photo, photo
+        self.suggestion_bar.dismiss()
         if old is not None:
+            self.keeper.photo_closing(old)  # its last edits go to disk (in the background)
+            self.suggestions.photo_closed(old)
             self.jobs.cancel(old)
             old.close()
             old.pathChanged.disconnect(self._update_title)
@@ -318,6 +354,8 @@ class MainWindow(FileActions, QMainWindow):
         if photo is not None:
             photo.pathChanged.connect(self._update_title)
             photo.jobsChanged.connect(self._update_enabled)
+            self.keeper.photo_opened(photo)  # these two only queue background jobs
+            self.suggestions.photo_opened(photo)
         self._show_canvas(photo is not None)
         self._job_ended()
         self._update_title()
@@ -448,7 +486,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def open_preferences(self) -> None:
         before = self.settings.models_dir
-        if PreferencesDialog(self.settings, self).exec() and self.settings.models_dir != before:
+        dialog = PreferencesDialog(self.settings, self, history=self.keeper)
+        if dialog.exec() and self.settings.models_dir != before:
             self._store = None  # a new models folder: look there from now on
         self._update_status()
 
@@ -522,12 +561,13 @@ class MainWindow(FileActions, QMainWindow):
         self.a_retry.setEnabled(self.jobs.can_try_again(self.photo) and not running)
         self.a_cancel.setEnabled(running)
         for action in (self.a_save, self.a_save_as, self.a_export, self.a_close,
-                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask):
+                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask,
+                       self.a_save_mask, self.a_copy_image):
             action.setEnabled(doc is not None)
         self._update_status()
 
     def _show_canvas(self, visible: bool) -> None:
-        self.stack.setCurrentWidget(self.canvas if visible else self.welcome)
+        self.stack.setCurrentWidget(self.canvas_page if visible else self.welcome)
         if visible:
             self.canvas.setFocus()
 
@@ -537,7 +577,9 @@ class MainWindow(FileActions, QMainWindow):
             return
         self._closing = True  # signals still arrive while Qt tears the widgets down
         if self.photo is not None:
+            self.keeper.photo_closing(self.photo)
             self.photo.close()  # cancels its jobs; a late result is refused
         self.worker.shutdown()  # returns at once: a running load or decode is abandoned
+        self.keeper.finish()  # the history's last write runs to its end, in the background
         event.accept()
 
