@@ -18,7 +18,7 @@ import engine.removal.suggest
 from app.settings import Settings
 from app.windows.clipboard import image_to_pixels, pixels_to_image
 from app.windows.main_window import MainWindow
-from engine.document.journal import HistoryStore
+from engine.document.history_store import HistoryStore
 from engine.imageio.files import load_mask
 from tests.photos import scene, with_object
 

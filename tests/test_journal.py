@@ -14,15 +14,8 @@ import numpy as np
 import pytest
 
 from engine.document.document import CompositeEdit, Document
-from engine.document.journal import (
-    INDEX_NAME,
-    HistorySnapshot,
-    HistoryStore,
-    PhotoInfo,
-    PhotoJournal,
-    StepRef,
-    file_digest,
-)
+from engine.document.history_store import INDEX_NAME, HistoryStore, file_digest
+from engine.document.journal import HistorySnapshot, PhotoInfo, PhotoJournal, StepRef
 from engine.document.records import DamagedRecord, decode_step, encode_step
 
 

@@ -27,14 +27,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.jobs.worker import JobHandle, Worker
 from app.open_photo import OpenPhoto
-from engine.document.journal import (
-    HistorySnapshot,
-    HistoryStore,
-    PhotoInfo,
-    PhotoJournal,
-    SavedHistory,
-    file_digest,
-)
+from engine.document.history_store import HistoryStore, file_digest
+from engine.document.journal import HistorySnapshot, PhotoInfo, PhotoJournal, SavedHistory
 from engine.events import Done, Failed, JobEvent
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,7 @@ from app.windows.history_panel import HistoryPanel
 from app.windows.suggestion_bar import SuggestionBar
 from app.windows.welcome import WelcomePage
 from engine.about import APP_NAME as APP
-from engine.document.journal import HistoryStore
+from engine.document.history_store import HistoryStore
 from engine.errors import MoebiusError, WeightsMissing
 from engine.events import Failed
 from engine.removal.run import EngineHost

@@ -1,6 +1,6 @@
 """Edit histories that survive a restart: one journal per photo, keyed by its content.
 
-Layout, under the user data folder (`default_root()`):
+Layout, under the user data folder (`history_store.default_root()`):
 
     history/<sha256 of the photo file>/journal.json   the index (versioned JSON)
     history/<sha256 of the photo file>/<id>.step      one record per step (records.py)
@@ -10,8 +10,9 @@ A step record is written once, when its step is first seen, and never changed; e
 sync then rewrites only the small index, atomically (temporary file, fsync, rename), and
 deletes records no step refers to any more. A crash therefore loses at most what
 happened since the last sync, and leaves either the old or the new index, never half of
-one. Reading tolerates damage: an unreadable index forgets that photo's history, a
-damaged record ends the history before it; either says so in one log line.
+one. Reading tolerates damage: an unreadable index forgets that photo's history; a
+damaged step ends the history just before it (or, when only undo needed it, ends the
+undo there); either says so in one log line.
 
 What the index holds (positions are in `steps`, the chain of step ids):
 - `undoable_from` u: steps[u:] are the undo stack's commands; earlier ones were dropped
@@ -28,7 +29,6 @@ bytes, so a photo changed on disk has another key and is never restored onto.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.about import APP_DIR_NAME
 from engine.document.document import CompositeEdit, Document
+from engine.document.history_store import INDEX_NAME, HistoryStore
 from engine.document.records import (
     DamagedRecord,
     decode_mask,
@@ -55,23 +55,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "moebius-studio-history"
 VERSION = 1
-INDEX_NAME = "journal.json"
-DEFAULT_LIMIT = 2 * 1024**3  # bytes on disk for all photos' histories together
-
-
-def default_root() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_DIR_NAME)) / "history"
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes; hashlib releases the GIL on large reads."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -126,72 +109,6 @@ class PhotoInfo:
 
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-
-class HistoryStore:
-    """All journals under one root, with a bound on the disk they use together."""
-
-    def __init__(self, root: str | os.PathLike | None = None, limit: int = DEFAULT_LIMIT):
-        self.root = Path(root) if root is not None else default_root()
-        self.limit = int(limit)
-
-    def folder(self, key: str) -> Path:
-        return self.root / key
-
-    def has(self, key: str) -> bool:
-        return (self.folder(key) / INDEX_NAME).is_file()
-
-    def usage(self) -> int:
-        """Bytes the journals use on disk."""
-        return sum(size for _, _, size in self._photos())
-
-    def _photos(self) -> list[tuple[str, float, int]]:
-        """(key, last written, bytes) per photo folder."""
-        out: list[tuple[str, float, int]] = []
-        if not self.root.is_dir():
-            return out
-        for folder in self.root.iterdir():
-            if not folder.is_dir():
-                continue
-            size, newest = 0, 0.0
-            for f in folder.iterdir():
-                try:
-                    st = f.stat()
-                except OSError:
-                    continue
-                size += st.st_size
-                newest = max(newest, st.st_mtime)
-            out.append((folder.name, newest, size))
-        return out
-
-    def enforce_limit(self, keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
-        """Forget the photos written longest ago until the total fits the limit (never those
-        in `keep`); returns the keys forgotten."""
-        photos = sorted(self._photos(), key=lambda p: p[1])
-        total = sum(size for _, _, size in photos)
-        gone = []
-        for key, _, size in photos:
-            if total <= self.limit:
-                break
-            if key in keep:
-                continue
-            self.forget(key)
-            total -= size
-            gone.append(key)
-        if gone:
-            log.info("edit histories over %d MB: forgot the %d oldest photo(s)",
-                     self.limit // 2**20, len(gone))
-        return gone
-
-    def forget(self, key: str) -> None:
-        shutil.rmtree(self.folder(key), ignore_errors=True)
-
-    def clear(self) -> None:
-        """Forget every photo's history."""
-        if self.root.is_dir():
-            for folder in self.root.iterdir():
-                if folder.is_dir():
-                    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
