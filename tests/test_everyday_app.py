@@ -25,6 +25,13 @@ from tests.photos import scene, with_object
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True)
+def _empty_clipboard(qapp):
+    """Offscreen Qt crashes at exit when its clipboard still holds URLs: leave it empty."""
+    yield
+    QGuiApplication.clipboard().clear()
+
+
 @pytest.fixture
 def settings(tmp_path):
     return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

@@ -12,7 +12,8 @@ Runs inside the app, from source or from the PyInstaller bundle, with the app's 
    diffusers' VAE and scheduler), so a bundle is known to run the real engine without
    downloading any weights.
 
-Settings go to a temporary file: the user's preferences and recent files are untouched.
+Settings and edit histories go to a temporary folder: the user's preferences, recent files
+and histories are untouched.
 Prints one `smoke:` line per check and returns 0 when all passed, 1 otherwise. A stage that
 hangs ends the process with status 3 after `TIMEOUT_S`.
 """
@@ -109,10 +110,11 @@ def _run(app: QApplication, started: float, stage: list, tmp: Path) -> None:
     from app.icons import icon
     from app.settings import QUICK, Settings
     from app.windows.main_window import MainWindow
+    from engine.document.history_store import HistoryStore
 
     stage[0] = "showing the window"
     settings = Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
+    window = MainWindow(settings, history_store=HistoryStore(tmp / "history"))
     window.show()
     wait_until(app, lambda: window.windowHandle() is not None and window.windowHandle().isExposed(),
                30, "the window to appear")
