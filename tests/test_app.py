@@ -156,7 +156,9 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
         window.remove()
     first = np.array(window.canvas.document().pixels)
     count = window.canvas.history.count()
-    assert window.a_retry.isEnabled()
+    # The result lands before the job's end is routed (a separate queued event), and Try
+    # again is enabled only once the job has ended.
+    qtbot.waitUntil(window.a_retry.isEnabled, timeout=5000)
     with qtbot.waitSignal(window.jobs.finished, timeout=60000):
         window.try_again()
     second = np.array(window.canvas.document().pixels)
