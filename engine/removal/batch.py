@@ -47,6 +47,8 @@ __all__ = [  # the planning names are public here too, where callers always foun
     "BatchSummary", "ItemStatus", "MaskFinder", "Outcome", "check_folders", "find_images",
     "plan", "run_batch", "write_report",
 ]
+from engine.removal.settings import EngineKind, RemovalSettings
+from engine.removal.suggest import resolve_auto
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class Outcome:
     message: str = ""
     mask: str | None = None
     note: str = ""  # why a JPEG had to be re-encoded whole, when that was not asked for
+    model: str = ""  # the fine-tune used; with --model auto, chosen for this photo
+    model_reason: str = ""  # with --model auto: why that fine-tune
 
 
 @dataclass(frozen=True)
@@ -187,11 +191,7 @@ def _run_locked(job: BatchJob, items: list[BatchItem], unmatched: list[Path],
             outcome = _outcome(item, ItemStatus.FAILED, unsafe)
         else:
             worked += 1
-            fatal = yield from _load_model(job, host, item, i, n, span)
-            if fatal is not None:
-                outcome = _outcome(item, ItemStatus.FAILED, fatal.message)
-            else:
-                outcome = yield from _one(job, item, i, n, span, cancel, host, masks, record)
+            outcome, fatal = yield from _one(job, item, i, n, span, cancel, host, masks, record)
         outcomes.append(outcome)
         yield Item(outcome)
         # Between files too, so that skips and failures move the bar and the count.
@@ -205,16 +205,16 @@ def _run_locked(job: BatchJob, items: list[BatchItem], unmatched: list[Path],
         yield Done(BatchSummary(outcomes, report, seconds))
 
 
-def _load_model(job: BatchJob, host: EngineHost, item: BatchItem, index: int, count: int,
-                span: tuple[float, float]):
+def _load_model(settings: RemovalSettings, host: EngineHost, item: BatchItem, index: int,
+                count: int, span: tuple[float, float]):
     """Load the network before the first photo that needs it. A model that cannot load
     would fail every photo the same way, so it ends the run instead: returns Failed."""
     try:
-        if host.is_loaded(job.settings):
+        if host.is_loaded(settings):
             return None
         yield BatchProgress("loading", 0, 1, span[0], "Loading the model…",
                             source=str(item.source), index=index, count=count)
-        host.get(job.settings)
+        host.get(settings)
     except MoebiusError as exc:
         return Failed(str(exc), error=exc)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory
@@ -231,11 +231,16 @@ def _outcome(item: BatchItem, status: ItemStatus, message: str = "", seconds: fl
 
 def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[float, float],
          cancel: CancelToken, host: EngineHost, masks: dict, record: OutputRecord):
+    """(outcome, Failed when the model could not load, which ends the run, else None)."""
     t0 = time.perf_counter()
     src, name = str(item.source), str(item.source.relative_to(job.input_dir))
-    note = ""
+    note, chosen = "", None
     try:
         image = load_image(item.source)
+        settings, chosen = resolve_auto(job.settings, image.pixels)
+        fatal = yield from _load_model(settings, host, item, index, count, span)
+        if fatal is not None:
+            return _outcome(item, ItemStatus.FAILED, fatal.message), fatal
         w, h = image.size
         # Masks of another size are scaled (nearest neighbour) when the aspect ratio
         # matches; otherwise load_mask raises MaskError and only this photo fails.
@@ -250,7 +255,7 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
                 pixels_mask.setflags(write=False)
                 masks[key] = pixels_mask
         pixels_mask = job.masks.apply(pixels_mask, item.mask.name, name)
-        removal = RemovalJob(image.pixels, pixels_mask, job.settings)
+        removal = RemovalJob(image.pixels, pixels_mask, settings)
         for event in run_removal(removal, cancel, host):
             if isinstance(event, Progress):
                 yield BatchProgress(event.stage, event.step, event.total,
@@ -260,8 +265,9 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
             elif isinstance(event, Failed):
                 if event.cancelled:
                     return _outcome(item, ItemStatus.CANCELLED, "cancelled while working; nothing "
-                                    "written", time.perf_counter() - t0)
-                return _outcome(item, ItemStatus.FAILED, event.message, time.perf_counter() - t0)
+                                    "written", time.perf_counter() - t0), None
+                return _outcome(item, ItemStatus.FAILED, event.message,
+                                time.perf_counter() - t0), None
             elif isinstance(event, Done):
                 item.output.parent.mkdir(parents=True, exist_ok=True)
                 record.add(item.output)  # before the file exists: see OutputRecord
@@ -270,19 +276,23 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
                 if job.keep_jpeg_blocks and saved.blocks_kept is False:
                     note = saved.note
     except MaskTooLarge as exc:
-        return _outcome(item, ItemStatus.LARGE_MASK, str(exc), time.perf_counter() - t0)
+        return _outcome(item, ItemStatus.LARGE_MASK, str(exc), time.perf_counter() - t0), None
     except MoebiusError as exc:
-        return _outcome(item, ItemStatus.FAILED, str(exc), time.perf_counter() - t0)
+        return _outcome(item, ItemStatus.FAILED, str(exc), time.perf_counter() - t0), None
     except OSError as exc:  # the output folder or its record cannot be written
         return _outcome(item, ItemStatus.FAILED, f"cannot write to {item.output.parent}: "
-                        f"{exc.strerror or exc}", time.perf_counter() - t0)
+                        f"{exc.strerror or exc}", time.perf_counter() - t0), None
     except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
         log.exception("batch: %s failed", src)
         return _outcome(item, ItemStatus.FAILED, f"Unexpected error: {exc}",
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0), None
     done = _outcome(item, ItemStatus.DONE, "", time.perf_counter() - t0, output=True)
     done.note = note
-    return done
+    if settings.engine is EngineKind.MOEBIUS:
+        done.model = settings.variant
+    if chosen is not None:
+        done.model_reason = chosen.reason
+    return done, None
 
 
 def write_report(job: BatchJob, outcomes: list[Outcome], seconds: float) -> Path | None:
