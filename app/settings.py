@@ -13,6 +13,7 @@ from engine.removal.settings import RANGES, SEED_MAX, EngineKind, RemovalSetting
 from engine.weights.zoo import DEFAULT_VARIANT
 
 RECENT_LIMIT = 10
+KEPT_LIMIT = 1000  # photos whose fine-tune suggestion was answered with Keep
 QUICK = "quick"  # the engine choice that is not a Moebius fine-tune
 
 
@@ -205,3 +206,26 @@ class Settings:
 
     def clear_recent(self) -> None:
         self.q.setValue("files/recent", [])
+
+    def _kept(self) -> list[str]:
+        value = self.q.value("suggest/kept", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def kept_fine_tune(self, content_hash: str) -> bool:
+        """True if the person chose Keep for the photo with this SHA-256."""
+        return content_hash in self._kept()
+
+    def keep_fine_tune(self, content_hash: str) -> None:
+        kept = [content_hash] + [h for h in self._kept() if h != content_hash]
+        self.q.setValue("suggest/kept", kept[:KEPT_LIMIT])
+
+    @property
+    def history_limit_mb(self) -> int:
+        """Disk the edit histories of all photos may use together, in MB."""
+        return self._get("history/limit_mb", 2048, int)
+
+    @history_limit_mb.setter
+    def history_limit_mb(self, value: int) -> None:
+        self.q.setValue("history/limit_mb", int(value))

@@ -1,4 +1,5 @@
-"""Faults for the cluster tests: removal workers that die in the middle of a photo.
+"""Faults and stand-ins for the cluster tests: removal workers that die in the middle of a
+photo, and one that serves the tiny network for any fine-tune (--model auto).
 
 Ray runs these in its worker processes (they import this module from the repository root),
 so they are plain, picklable classes and no pytest fixture.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.removal.run import EngineHost
+from engine.removal.run import EngineHost, default_loader
 
 
 def _die(marker: Path | None = None) -> None:
@@ -82,3 +83,20 @@ class _Killing:
         self._host.doomed(image)
         yield first
         return (yield from steps)
+
+
+@dataclass
+class AnyVariantHost(EngineHost):
+    """An EngineHost that loads the installed Places2 (the tiny test network) for whatever
+    fine-tune is asked, and appends each asked fine-tune to the file `asked`."""
+
+    asked: Path | None = None
+
+    def __post_init__(self):
+        self.loader = self._load
+
+    def _load(self, variant: str, placement):
+        if self.asked is not None:
+            with open(self.asked, "a") as f:
+                f.write(f"{variant}\n")
+        return default_loader("ft_places2", placement)

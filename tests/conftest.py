@@ -171,3 +171,41 @@ def hub(served_files, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield fake
     fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_dialog_waits_for_a_person(request, monkeypatch):
+    """A modal dialog nobody answers would hang the run (its event loop never returns to
+    Python, so no timeout fires): any a test does not answer itself fails at once. Tests
+    answer them by patching these (tests/dialogs.py), which overrides this guard."""
+    if "PySide6.QtWidgets" not in __import__("sys").modules:
+        return
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"an unanswered modal dialog was opened in {request.node.name}")
+
+    for name in ("exec", "question", "warning", "information", "critical", "about"):
+        monkeypatch.setattr(QMessageBox, name, refuse)
+    for name in ("getOpenFileName", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, refuse)
+    for name in ("getInt", "getText", "getItem", "getDouble"):
+        monkeypatch.setattr(QInputDialog, name, refuse)
+
+
+@pytest.fixture(autouse=True)
+def _qt_objects_die_on_the_gui_thread(request):
+    """Windows a Qt test leaves behind must be freed here, on the GUI thread. Left to
+    Python's cyclic collector, they can be freed whenever a later test's worker thread
+    happens to allocate, and a QObject freed off its own thread leaves its timers behind:
+    the next timer event then reaches freed memory and the run segfaults."""
+    yield
+    if "qtbot" not in request.fixturenames:
+        return
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.settings import Settings
 from app.windows.main_window import MainWindow
 from engine.removal.composite import dilate
+from tests.dialogs import answer_boxes
 from tests.photos import scene, with_object
 
 pytestmark = pytest.mark.gui
@@ -156,7 +157,9 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
         window.remove()
     first = np.array(window.canvas.document().pixels)
     count = window.canvas.history.count()
-    assert window.a_retry.isEnabled()
+    # The result lands before the job's end is routed (a separate queued event), and Try
+    # again is enabled only once the job has ended.
+    qtbot.waitUntil(window.a_retry.isEnabled, timeout=5000)
     with qtbot.waitSignal(window.jobs.finished, timeout=60000):
         window.try_again()
     second = np.array(window.canvas.document().pixels)
@@ -205,21 +208,6 @@ def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo,
         dialog.import_path(str(tiny_weights))
     assert store.status("ft_celebahq") == "ready"
     _dispose(w)
-
-
-def answer_boxes(monkeypatch, choices: list[str]) -> list[tuple[str, list[str]]]:
-    """Message boxes answer themselves: each clicks the button named by the next choice
-    (mnemonic marks ignored). Returns (text, button texts) of every box shown."""
-    shown = []
-
-    def fake_exec(box):
-        shown.append((box.text(), [b.text() for b in box.buttons()]))
-        want = choices.pop(0)
-        next(b for b in box.buttons() if b.text().replace("&", "") == want).click()
-        return 0
-
-    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
-    return shown
 
 
 def test_closing_with_unsaved_changes_asks_first(qtbot, window, photo, monkeypatch):

@@ -236,6 +236,44 @@ def test_tiny_model_gives_the_local_batch_s_outputs(tmp_path, ray_local, tiny_mo
     assert sorted(Path(o.source).name for o in items) == sorted(p.name for p in f["src"].iterdir())
 
 
+def test_model_auto_chooses_each_photo_s_fine_tune_as_the_local_batch_does(
+        tmp_path, ray_local, tiny_models_dir, one_thread):
+    from skimage import data
+
+    from engine.removal.run import EngineHost
+    from engine.removal.suggest import AUTO
+    from tests.cluster_faults import AnyVariantHost
+
+    src, masks = tmp_path / "in", tmp_path / "masks"
+    src.mkdir(), masks.mkdir()
+    photos = {"astronaut.png": data.astronaut(), "close.png": data.astronaut()[40:280, 105:345],
+              "street.jpg": scene(160, 120, seed=2)}
+    for name, pixels in photos.items():
+        Image.fromarray(pixels).save(src / name)
+        mask = np.zeros(pixels.shape[:2], np.uint8)
+        mask[5:25, 5:25] = 255  # a corner, away from the faces
+        Image.fromarray(mask).save(masks / f"{Path(name).stem}.png")
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    settings = RemovalSettings(engine="moebius", variant=AUTO, steps=2, device="cpu", seed=3)
+    job = functools.partial(BatchJob, src, masks_dir=masks, settings=settings)
+    local_host = AnyVariantHost(asked=tmp_path / "local-asked.txt")
+    assert isinstance(list(run_batch(job(local), None, local_host))[-1], Done)
+    host: functools.partial[EngineHost] = functools.partial(
+        AnyVariantHost, asked=tmp_path / "cluster-asked.txt")
+    events = list(run_cluster_batch(job(cluster), ClusterOptions(actors=2, host_factory=host)))
+    assert isinstance(events[-1], Done) and events[-1].result.ok
+    assert _comparable(cluster) == _comparable(local)
+    assert _outputs(cluster) == _outputs(local)
+    models = {Path(o["source"]).name: o["model"] for o in _report(cluster)["files"]}
+    assert models == {"astronaut.png": "ft_ffhq", "close.png": "ft_celebahq",
+                      "street.jpg": "ft_places2"}
+    assert "head-and-shoulders" in _report(cluster)["files"][0]["model_reason"]
+    # Loaded by the photos that needed them (no actor loads "auto" at its start).
+    asked = (tmp_path / "cluster-asked.txt").read_text().split()
+    assert set(asked) == set(models.values()) and AUTO not in asked
+    _no_temporaries(cluster)
+
+
 def test_missing_weights_on_the_workers_end_the_run_like_a_local_run(
         tmp_path, ray_local, monkeypatch, capsys):
     monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(tmp_path / "empty"))

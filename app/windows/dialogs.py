@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
+from app.windows.history_disk import HistoryDiskRow
 from engine.about import APP_NAME as APP
 from engine.sampling.device import DeviceSupport
 from engine.weights.location import ENV_VAR, default_models_dir, models_folder
@@ -46,7 +48,8 @@ class PreferencesDialog(QDialog):
     in_use_ready = Signal()
 
     def __init__(self, settings: Settings, parent: QWidget | None = None,
-                 worker: Worker | None = None, devices: list[DeviceSupport] | None = None):
+                 worker: Worker | None = None, devices: list[DeviceSupport] | None = None,
+                 history: HistoryKeeper | None = None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.settings = settings
@@ -129,6 +132,11 @@ class PreferencesDialog(QDialog):
             note.setWordWrap(True)
             form.addRow("", note)
 
+        self.history: HistoryDiskRow | None = None
+        if history is not None:
+            self.history = HistoryDiskRow(history, settings.history_limit_mb)
+            form.addRow("Edit histories:", self.history)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -201,6 +209,9 @@ class PreferencesDialog(QDialog):
         s.reencode_jpeg = self.reencode_jpeg.isChecked()
         if self.models_dir.isEnabled():
             s.models_dir = self.models_dir.text().strip()
+        if self.history is not None:
+            s.history_limit_mb = self.history.limit.value()
+            self.history.keeper.store.limit = s.history_limit_mb * 2**20
         super().accept()
 
     def done(self, result: int) -> None:

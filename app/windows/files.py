@@ -22,6 +22,7 @@ from engine.disk import remove_stale_temps
 from engine.errors import MoebiusError
 from engine.imageio.checks import check_output
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
+from engine.imageio.loaded import untitled
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -35,6 +36,8 @@ SAVE_FILTERS = {
     "WebP (*.webp)": ".webp",
     "TIFF (*.tif *.tiff)": ".tif",
     "BMP (*.bmp)": ".bmp",
+    "HEIC (*.heic *.heif)": ".heic",
+    "AVIF (*.avif)": ".avif",
 }
 
 
@@ -49,6 +52,7 @@ class FileActions(QMainWindow):
         recent_menu: QMenu
 
         def set_photo(self, photo: OpenPhoto | None) -> None: ...
+        def _after_save(self, photo: OpenPhoto, path: Path) -> None: ...  # saved to path
 
     @staticmethod
     def image_filter() -> str:
@@ -157,10 +161,10 @@ class FileActions(QMainWindow):
     def _ask_target(self, title: str, suffix: str) -> Path | None:
         if self.photo is None:
             return None
-        src = self.photo.path or Path("photo.jpg")
+        src = self.photo.path or Path("Untitled.png")
         ext = src.suffix.lower() if is_supported(src) else ".png"
         stem = src.stem if src.stem.endswith(suffix) else f"{src.stem}{suffix}"  # once only
-        default = self._folder() / f"{stem}{ext}"
+        default = self._folder() / (f"{stem}{ext}" if self.photo.path else src.name)
         if default == self.photo.path:  # never suggest writing over the file being edited
             default = default.with_name(f"{stem}-copy{ext}")
         wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
@@ -176,14 +180,16 @@ class FileActions(QMainWindow):
 
     def _write(self, target: Path, mark_clean: bool) -> bool:
         photo = self.photo
-        if photo is None or photo.loaded is None:
+        if photo is None:
             return False
+        pixels = np.asarray(photo.document.pixels)
+        loaded = photo.loaded or untitled(pixels)  # a picture from no file saves as it is
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             # Whatever can be known before encoding (the person confirmed replacing).
-            check_output(target, overwrite=True, default_format=photo.loaded.format)
+            check_output(target, overwrite=True, default_format=loaded.format)
             remove_stale_temps(target.parent)  # left by a save that was killed
-            saved = save_image(target, photo.loaded, np.asarray(photo.document.pixels),
+            saved = save_image(target, loaded, pixels,
                                overwrite=True,
                                keep_jpeg_blocks=not self.settings.reencode_jpeg)
         except MoebiusError as exc:
@@ -193,6 +199,7 @@ class FileActions(QMainWindow):
         QGuiApplication.restoreOverrideCursor()
         if mark_clean:
             photo.mark_saved()
+            self._after_save(photo, target)
         note = f" ({saved.note})" if saved.note else ""
         self.statusBar().showMessage(f"Saved {target}{note}", 8000)
         log.info("saved %s", target)

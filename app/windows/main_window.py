@@ -28,47 +28,68 @@ from PySide6.QtWidgets import (
     QSlider,
     QStackedWidget,
     QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.canvas.widget import MaskCanvas
 from app.history import HistoryStack
 from app.icons import icon
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.removal import RemovalController
+from app.jobs.suggest import SuggestionController
 from app.jobs.worker import Worker
 from app.open_photo import OpenPhoto
 from app.settings import QUICK, Settings
 from app.windows.dialogs import DEVICE_WORDS, PreferencesDialog
 from app.windows.edit_actions import EditActions
+from app.windows.everyday import EverydayActions
 from app.windows.files import FileActions
 from app.windows.geometry import place_window
 from app.windows.history_panel import HistoryPanel
 from app.windows.model_actions import ModelActions
 from app.windows.shortcut_sheet import ShortcutSheet
+from app.windows.suggestion_bar import SuggestionBar
 from app.windows.welcome import WelcomePage
 from engine.about import APP_NAME as APP
+from engine.document.history_store import HistoryStore
 from engine.removal.run import EngineHost
 from engine.weights import zoo
 
 log = logging.getLogger(__name__)
 
 
-class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
+class MainWindow(EditActions, ModelActions, FileActions, EverydayActions, QMainWindow):
     def __init__(self, settings: Settings | None = None, store=None,
-                 host: EngineHost | None = None):
+                 host: EngineHost | None = None, history_store: HistoryStore | None = None):
         super().__init__()
         self.settings = settings or Settings()
         self._store = store
         self._device_in_use: str | None = None  # "CPU fp32" once a removal has run
         self.installed: dict[str, bool] = {}  # filled by mark_installed()
         self.worker = Worker(host or EngineHost(loader=self._load_model), self)
+        # Light background work (faces, the edit history on disk) on its own thread, so it
+        # never waits behind a removal, nor a removal behind it.
+        self.background = Worker(EngineHost(), self)
         self.canvas = MaskCanvas(self)
         self.jobs = RemovalController(self.worker, self.settings, self)
+        limit = self.settings.history_limit_mb * 2**20
+        self.keeper = HistoryKeeper(self.background,
+                                    history_store or HistoryStore(limit=limit), self)
+        self.suggestions = SuggestionController(self.background, self.settings, self)
         self._closing = False
         self.photo: OpenPhoto | None = None
         self.welcome = WelcomePage()
+        self.suggestion_bar = SuggestionBar()
+        self.canvas_page = QWidget()  # the photo, with the suggestion bar above it
+        page = QVBoxLayout(self.canvas_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(0)
+        page.addWidget(self.suggestion_bar)
+        page.addWidget(self.canvas, 1)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
-        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.canvas_page)
         self.setCentralWidget(self.stack)
         self.setAcceptDrops(True)
         if self.settings.brush_size > 0:
@@ -134,6 +155,12 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         self.a_grow = a("&Grow mask…", self.grow_mask, None, "mask.grow")
         self.a_shrink = a("S&hrink mask…", self.shrink_mask, None, "mask.shrink")
         self.a_load_mask = a("&Load mask from file…", self.load_mask_dialog)
+        self.a_save_mask = a("&Save mask…", self.save_mask_dialog, None, None,
+                             "Save the mask as a PNG (white = remove) for --mask or Load mask")
+        self.a_paste = a("&Paste as new photo", self.paste, std.Paste, None,
+                         "Open the picture on the clipboard as a new, untitled photo")
+        self.a_copy_image = a("&Copy image", self.copy_image, std.Copy, None,
+                              "Copy the picture as it is now to the clipboard")
         self.a_models_dir = a("Open the models &folder", self.open_models_folder)
         self.a_manage = a("&Manage models…", self.manage_models, None, "model",
                           "Download, import, check or remove the Moebius models")
@@ -168,6 +195,8 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         m = bar.addMenu("&Edit")
         m.addActions([c["edit.undo"], c["edit.redo"]])
         m.addSeparator()
+        m.addActions([self.a_copy_image, self.a_paste])
+        m.addSeparator()
         m.addActions([self.a_remove, self.a_retry, self.a_cancel])
         m.addSeparator()
         m.addAction(self.a_prefs)
@@ -177,7 +206,7 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         m.addActions([c["brush.smaller"], c["brush.larger"]])
         m.addSeparator()
         m.addActions([c["mask.clear"], c["mask.invert"], self.a_grow, self.a_shrink,
-                      self.a_load_mask])
+                      self.a_load_mask, self.a_save_mask])
         m = bar.addMenu("&View")
         m.addActions([c["zoom.in"], c["zoom.out"], c["zoom.fit"], c["zoom.actual"]])
         m.addSeparator()
@@ -279,6 +308,10 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         self.jobs.failed.connect(self._job_failed)
         self.jobs.ended.connect(self._job_ended)
         self.jobs.deviceChanged.connect(self._device_used)
+        self.keeper.restored.connect(self._history_restored)
+        self.suggestions.offered.connect(self._suggestion_offered)
+        self.suggestion_bar.switchRequested.connect(self._suggestion_taken)
+        self.suggestion_bar.keepRequested.connect(self._suggestion_declined)
 
     # -- the open photo -------------------------------------------------------------------
 
@@ -286,7 +319,10 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         """Show `photo` (None: the welcome page). The previous photo is closed: its jobs
         are cancelled and their results will never be applied (to it or to this one)."""
         old, self.photo = self.photo, photo
+        self.suggestion_bar.dismiss()
         if old is not None:
+            self.keeper.photo_closing(old)  # its last edits go to disk (in the background)
+            self.suggestions.photo_closed(old)
             self.jobs.cancel(old)
             old.close()
             old.pathChanged.disconnect(self._update_title)
@@ -295,6 +331,8 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         if photo is not None:
             photo.pathChanged.connect(self._update_title)
             photo.jobsChanged.connect(self._update_enabled)
+            self.keeper.photo_opened(photo)  # these two only queue background jobs
+            self.suggestions.photo_opened(photo)
         self.split_slider.setValue(0)
         self._show_history(photo)
         self._show_canvas(photo is not None)
@@ -328,7 +366,7 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
 
     def open_preferences(self) -> None:
         before = (self.settings.models_dir, self.settings.device, self.settings.quality)
-        dialog = PreferencesDialog(self.settings, self, self.worker)
+        dialog = PreferencesDialog(self.settings, self, self.worker, history=self.keeper)
         if dialog.exec():
             models, device, quality = before
             if self.settings.models_dir != models:
@@ -410,14 +448,15 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
             "Undo the last removal and run it again with a new seed (Ctrl+R)")
         self.a_cancel.setEnabled(running)
         for action in (self.a_save, self.a_save_as, self.a_export, self.a_close,
-                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask):
+                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask,
+                       self.a_save_mask, self.a_copy_image):
             action.setEnabled(doc is not None)
         self.split_slider.setEnabled(doc is not None)
         self.split_label.setEnabled(doc is not None)
         self._update_status()
 
     def _show_canvas(self, visible: bool) -> None:
-        self.stack.setCurrentWidget(self.canvas if visible else self.welcome)
+        self.stack.setCurrentWidget(self.canvas_page if visible else self.welcome)
         if visible:
             self.canvas.setFocus()
 
@@ -430,7 +469,9 @@ class MainWindow(EditActions, ModelActions, FileActions, QMainWindow):
         self.settings.brush_size = self.canvas.brushSize()
         self._closing = True  # signals still arrive while Qt tears the widgets down
         if self.photo is not None:
+            self.keeper.photo_closing(self.photo)
             self.photo.close()  # cancels its jobs; a late result is refused
         self.worker.shutdown()  # returns at once: a running load or decode is abandoned
+        self.keeper.finish()  # the history's last write runs to its end, in the background
         event.accept()
 

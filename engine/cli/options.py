@@ -11,6 +11,7 @@ from engine.errors import SettingsError, WeightsMissing
 from engine.events import Failed
 from engine.removal.masks import MaskPolicy
 from engine.removal.settings import RANGES, EngineKind, RemovalSettings
+from engine.removal.suggest import AUTO
 from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
 from engine.sampling.hardware import device_option_help
 from engine.weights import zoo
@@ -53,6 +54,8 @@ def _number(name: str):
 
 
 def _variant(text: str) -> str:
+    if text.strip().lower() == AUTO:
+        return AUTO  # chosen per photo from the faces in it (engine.removal.suggest)
     try:
         return zoo.resolve(text).id
     except Exception as exc:  # UnknownModel: argparse prints it as a usage error
@@ -63,7 +66,8 @@ def add_removal_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=[str(e) for e in EngineKind], default=str(DEFAULTS.engine),
                    help="moebius (diffusion model, best) or quick (classical, no download)")
     p.add_argument("--model", type=_variant, default=DEFAULTS.variant, dest="variant",
-                   help="Moebius fine-tune: places2 (default), general, celebahq, ffhq")
+                   help="Moebius fine-tune: places2 (default), general, celebahq, ffhq, or "
+                        "auto (chosen per photo from the faces in it; see `models suggest`)")
     for name, what in NUMBER_HELP.items():
         default = getattr(DEFAULTS, name)
         p.add_argument(f"--{name}", type=_number(name), default=default,

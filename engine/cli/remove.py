@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.imageio.files import load_image, load_mask, save_image
     from engine.removal.job import RemovalJob
     from engine.removal.run import run_removal
+    from engine.removal.suggest import resolve_auto
 
     settings = check_request(args)
     remove_stale_temps(args.output.parent)  # left by a run killed while saving
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except MaskTooLarge as exc:
         print(f"error: {exc} {LARGE_MASK_HINT}", file=sys.stderr)
         return 1
+    settings, found = resolve_auto(settings, image.pixels)
+    if found is not None:
+        print(f"model: {found.variant} (auto: {found.reason})", file=sys.stderr)
     job = RemovalJob(image.pixels, mask, settings)
     bar = ProgressBar(sys.stderr)
     for event in run_removal(job):

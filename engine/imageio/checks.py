@@ -27,12 +27,14 @@ from engine.imageio import meta
 
 # Larger than any file we open: 250 megapixels of 16-bit RGBA, uncompressed, is 2 GB.
 MAX_FILE_BYTES = 3_000_000_000
-HEAD_BYTES = 64  # enough for every signature meta.sniff_format knows
+HEAD_BYTES = 512  # enough for every signature meta.sniff_format knows (HEIF's brand list)
 
-SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp",
+                        ".heic", ".heif", ".hif", ".avif")
 EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+    ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }  # fmt: skip
 
 
@@ -145,7 +147,7 @@ def format_of(path: Path, head: bytes) -> str:
         )
     raise ImageFileError(
         f"Cannot open '{path}': it is not an image file Moebius Studio can read "
-        "(JPEG, PNG, WebP, TIFF or BMP)."
+        "(JPEG, PNG, WebP, TIFF, BMP, HEIC or AVIF)."
     )
 
 

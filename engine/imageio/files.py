@@ -44,7 +44,7 @@ from PIL import (
 )
 
 from engine.errors import ImageFileError, MaskError
-from engine.imageio import checks, meta
+from engine.imageio import checks, heif, meta
 from engine.imageio import pixels as px
 from engine.imageio.checks import SUPPORTED_EXTENSIONS
 from engine.imageio.jpeg_blocks import BlockSave, BlocksNotKept, keep_blocks
@@ -68,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger images are refused: likely decompression bombs
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 
 # Pillow's per-format classes parse the header without Pillow's global decompression-bomb
 # check (which would refuse images between ~179 and our 250 megapixels); ours runs instead.
@@ -90,14 +90,16 @@ def is_supported(path: str | os.PathLike) -> bool:
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Open a JPEG, PNG, WebP, TIFF or BMP file; raise ImageFileError if we cannot."""
+    """Open a JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF or AVIF file; raise ImageFileError
+    if we cannot."""
     path = Path(path)
     # The file's type, size and header first: only a plausible photo is read whole.
     with checks.open_regular(path) as fp:
         try:
             fmt = checks.format_of(path, fp.read(checks.HEAD_BYTES))
             fp.seek(0)
-            width, height = _OPENERS[fmt](fp).size  # parses the header only
+            # Parses the header only; HEIF and AVIF's opener is imported when first met.
+            width, height = (_OPENERS.get(fmt) or heif.opener(fmt))(fp).size
         except ImageFileError:
             raise
         except Exception as exc:
@@ -110,7 +112,8 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
             )
         data = checks.read_rest(path, fp)
     try:
-        im = _OPENERS[fmt](io.BytesIO(data))  # we decode from memory: no handle stays open
+        opener = _OPENERS.get(fmt) or heif.opener(fmt)  # HEIF and AVIF: imported when met
+        im = opener(io.BytesIO(data))  # we decode from memory: no handle stays open
     except Exception as exc:
         raise ImageFileError(f"Cannot open '{path}': {_damaged(fmt, exc)}") from exc
     try:

@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from engine.disk import temp_path
 from engine.errors import ImageFileError
-from engine.imageio import meta
+from engine.imageio import heif, meta
 from engine.imageio.pixels import Rendition
 from engine.imageio.sixteen_bit import write_png16, write_tiff16
 
@@ -54,9 +54,9 @@ def encode(fp: BinaryIO, fmt: str, out: Rendition, image: LoadedImage, quality: 
     params: dict = {}
     if icc and fmt != "BMP":
         params["icc_profile"] = icc
-    if image.dpi and fmt != "WEBP":
+    if image.dpi and fmt not in ("WEBP", "HEIF", "AVIF"):
         params["dpi"] = image.dpi
-    if exif and fmt in ("JPEG", "PNG", "WEBP"):
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "HEIF", "AVIF"):
         params["exif"] = exif
     if fmt == "JPEG":
         from_jpeg = image.format == "JPEG"
@@ -80,6 +80,14 @@ def encode(fp: BinaryIO, fmt: str, out: Rendition, image: LoadedImage, quality: 
             params.update(lossless=True, exact=True)  # exact: keep colour under alpha 0
         else:
             params["quality"] = quality or DEFAULT_WEBP_QUALITY
+    elif fmt in ("HEIF", "AVIF"):
+        # Full-resolution colour (4:4:4): a re-save then loses as little as it can.
+        if fmt == "HEIF":
+            heif.register_heif()
+            params["chroma"] = 444
+        else:
+            params["subsampling"] = "4:4:4"
+        params["quality"] = quality or heif.DEFAULT_QUALITY
     elif fmt == "TIFF":
         compression = image.tiff_compression if image.format == "TIFF" else None
         bilevel = out.mode == "1" and compression in ("group3", "group4", "tiff_ccitt")

@@ -45,6 +45,8 @@ from engine.removal.batch_plan import (
 )
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import EngineHost, run_removal
+from engine.removal.settings import EngineKind, RemovalSettings
+from engine.removal.suggest import Suggestion, resolve_auto
 
 __all__ = [  # the planning names are public here too, where callers always found them
     "MASK_SUFFIXES", "REPORT_NAME", "STATUSES", "BatchItem", "BatchJob", "BatchProgress",
@@ -83,6 +85,8 @@ class Outcome:
     message: str = ""
     mask: str | None = None
     note: str = ""  # why a JPEG had to be re-encoded whole, when that was not asked for
+    model: str = ""  # the fine-tune used; with --model auto, chosen for this photo
+    model_reason: str = ""  # with --model auto: why that fine-tune
     seed: int | None = None  # the seed the removal used (set when it finished)
     worker: str | None = None  # "host:pid" of the process that worked on the photo
 
@@ -202,11 +206,7 @@ def _run_locked(job: BatchJob, items: list[BatchItem], unmatched: list[Path],
             outcome = triaged
         else:
             worked += 1
-            fatal = yield from _load_model(job, host, item, i, n, span)
-            if fatal is not None:
-                outcome = item_outcome(item, ItemStatus.FAILED, fatal.message)
-            else:
-                outcome = yield from _one(job, item, i, n, span, cancel, host, masks, record)
+            outcome, fatal = yield from _one(job, item, i, n, span, cancel, host, masks, record)
         outcomes.append(outcome)
         yield Item(outcome)
         # Between files too, so that skips and failures move the bar and the count.
@@ -220,16 +220,16 @@ def _run_locked(job: BatchJob, items: list[BatchItem], unmatched: list[Path],
         yield Done(BatchSummary(outcomes, report, seconds))
 
 
-def _load_model(job: BatchJob, host: EngineHost, item: BatchItem, index: int, count: int,
-                span: tuple[float, float]):
+def _load_model(settings: RemovalSettings, host: EngineHost, item: BatchItem, index: int,
+                count: int, span: tuple[float, float]):
     """Load the network before the first photo that needs it. A model that cannot load
     would fail every photo the same way, so it ends the run instead: returns Failed."""
     try:
-        if host.is_loaded(job.settings):
+        if host.is_loaded(settings):
             return None
         yield BatchProgress("loading", 0, 1, span[0], "Loading the model…",
                             source=str(item.source), index=index, count=count)
-        host.get(job.settings)
+        host.get(settings)
     except Exception as exc:  # noqa: BLE001 - e.g. out of memory
         return load_failure(exc)
     return None
@@ -237,25 +237,31 @@ def _load_model(job: BatchJob, host: EngineHost, item: BatchItem, index: int, co
 
 def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[float, float],
          cancel: CancelToken, host: EngineHost, masks: dict, record: OutputRecord):
+    """(outcome, Failed when the model could not load, which ends the run, else None)."""
     t0 = time.perf_counter()
     src, name = str(item.source), str(item.source.relative_to(job.input_dir))
     try:
         image, mask = open_work(job, item, masks)
-        for event in run_removal(RemovalJob(image.pixels, mask, job.settings), cancel, host):
+        settings, chosen = resolve_auto(job.settings, image.pixels)
+        fatal = yield from _load_model(settings, host, item, index, count, span)
+        if fatal is not None:
+            return item_outcome(item, ItemStatus.FAILED, fatal.message), fatal
+        for event in run_removal(RemovalJob(image.pixels, mask, settings), cancel, host):
             if isinstance(event, Progress):
                 yield BatchProgress(event.stage, event.step, event.total,
                                     span[0] + span[1] * event.fraction,
                                     f"{index}/{count} done · {name}: {event.message}",
                                     source=src, index=index, count=count)
             elif isinstance(event, Failed):
-                return removal_failed(item, event, time.perf_counter() - t0)
+                return removal_failed(item, event, time.perf_counter() - t0), None
             elif isinstance(event, Done):
                 note = save_work(job, item, image, event.result, record)
-                return done_outcome(item, time.perf_counter() - t0, note, event.result.seed)
+                return done_outcome(item, time.perf_counter() - t0, note, event.result.seed,
+                                    settings, chosen), None
     except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
-        return error_outcome(item, exc, time.perf_counter() - t0)
+        return error_outcome(item, exc, time.perf_counter() - t0), None
     return error_outcome(item, RuntimeError("the removal ended without a result"),
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0), None
 
 
 # --- One photo's work, in pieces --------------------------------------------------------
@@ -332,16 +338,23 @@ def save_work(job: BatchJob, item: BatchItem, image: LoadedImage, result: Remova
 
 
 def item_outcome(item: BatchItem, status: ItemStatus, message: str = "", seconds: float = 0.0,
-             output: bool = False, worker: str | None = None) -> Outcome:
+                 output: bool = False, worker: str | None = None) -> Outcome:
     return Outcome(str(item.source), str(item.output) if output else None, status, seconds,
                    message, str(item.mask), worker=worker)
 
 
 def done_outcome(item: BatchItem, seconds: float, note: str, seed: int,
+                 settings: RemovalSettings, chosen: Suggestion | None,
                  worker: str | None = None) -> Outcome:
+    """A cleaned photo's outcome; `settings` are the ones its removal used (with --model
+    auto, made concrete for it by `resolve_auto`, which also gave `chosen`)."""
     done = item_outcome(item, ItemStatus.DONE, "", seconds, output=True,
-                    worker=worker or worker_name())
+                        worker=worker or worker_name())
     done.note, done.seed = note, seed
+    if settings.engine is EngineKind.MOEBIUS:
+        done.model = settings.variant
+    if chosen is not None:
+        done.model_reason = chosen.reason
     return done
 
 
@@ -349,10 +362,10 @@ def removal_failed(item: BatchItem, event: Failed, seconds: float,
                    worker: str | None = None) -> Outcome:
     """The outcome of a removal that ended with Failed (cancelled, or an error)."""
     if event.cancelled:
-        return item_outcome(item, ItemStatus.CANCELLED, "cancelled while working; nothing written",
-                        seconds, worker=worker or worker_name())
+        return item_outcome(item, ItemStatus.CANCELLED, "cancelled while working; nothing "
+                            "written", seconds, worker=worker or worker_name())
     return item_outcome(item, ItemStatus.FAILED, event.message, seconds,
-                    worker=worker or worker_name())
+                        worker=worker or worker_name())
 
 
 def error_outcome(item: BatchItem, exc: BaseException, seconds: float,
@@ -365,7 +378,7 @@ def error_outcome(item: BatchItem, exc: BaseException, seconds: float,
         return item_outcome(item, ItemStatus.FAILED, str(exc), seconds, worker=worker)
     if isinstance(exc, OSError):  # the output folder or its record cannot be written
         return item_outcome(item, ItemStatus.FAILED, f"cannot write to {item.output.parent}: "
-                        f"{exc.strerror or exc}", seconds, worker=worker)
+                            f"{exc.strerror or exc}", seconds, worker=worker)
     log.error("batch: %s failed", item.source, exc_info=exc)
     return item_outcome(item, ItemStatus.FAILED, f"Unexpected error: {exc}", seconds, worker=worker)
 

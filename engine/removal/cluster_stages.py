@@ -48,7 +48,8 @@ from engine.removal.batch import (
 from engine.removal.batch_plan import BOOKKEEPING, OutputRecord
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import EngineHost, run_removal
-from engine.removal.settings import EngineKind
+from engine.removal.settings import EngineKind, RemovalSettings
+from engine.removal.suggest import AUTO, Suggestion, resolve_auto
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class Work:
     item: BatchItem
     image: LoadedImage | None = None
     mask: np.ndarray | None = None
+    # The settings its removal uses: the job's, or with --model auto the fine-tune chosen
+    # for this photo from its faces (`chosen` says why), found by the reading task.
+    settings: RemovalSettings | None = None
+    chosen: Suggestion | None = None
     result: RemovalResult | None = None
     outcome: Outcome | None = None  # set by the stage that settled the photo's fate
     seconds: float = 0.0  # time spent working on it so far (queues not included)
@@ -94,11 +99,12 @@ class _MaskCache:
 
 
 def read_photo(row: Row, job: BatchJob, run: str) -> Row:
-    """Decode the photo and its mask (CPU task)."""
+    """Decode the photo and its mask; with --model auto, choose its fine-tune (CPU task)."""
     work = unpack(row)
     t0 = time.perf_counter()
     try:
         work.image, work.mask = open_work(job, work.item, _MaskCache.of(run))
+        work.settings, work.chosen = resolve_auto(job.settings, work.image.pixels)
     except Exception as exc:  # noqa: BLE001 - reported in the photo's outcome
         work.outcome = error_outcome(work.item, exc, time.perf_counter() - t0)
     work.seconds += time.perf_counter() - t0
@@ -110,7 +116,8 @@ class Remover:
 
     A model that cannot load is not raised (Ray would restart the actor over and over):
     every photo sent here comes back with it as `fatal`, and the driver ends the run
-    with that message, as a local run does.
+    with that message, as a local run does. With --model auto the fine-tune is chosen per
+    photo, so it is loaded by the first photo that needs it (one model held at a time).
     """
 
     def __init__(self, job: BatchJob, threads: int,
@@ -127,8 +134,12 @@ class Remover:
 
                 torch.set_num_threads(threads)
         self.host = host_factory() if host_factory is not None else EngineHost()
+        if job.settings.variant != AUTO:
+            self._load(job.settings)
+
+    def _load(self, settings: RemovalSettings) -> None:
         try:
-            self.host.get(job.settings)
+            self.host.get(settings)
         except Exception as exc:  # noqa: BLE001 - reported once, by the driver
             self.fatal = _portable(load_failure(exc))
             log.error("%s: %s", self.worker, self.fatal.message)
@@ -139,12 +150,15 @@ class Remover:
             return row
         assert work.image is not None and work.mask is not None
         work.worker = self.worker
+        settings = work.settings or self.job.settings
+        if self.fatal is None and not self.host.is_loaded(settings):
+            self._load(settings)
         if self.fatal is not None:  # the driver settles this photo and the rest
             work.fatal = self.fatal
             work.image = work.mask = None
             return pack(work)
         t0 = time.perf_counter()
-        removal = RemovalJob(work.image.pixels, work.mask, self.job.settings)
+        removal = RemovalJob(work.image.pixels, work.mask, settings)
         try:
             for event in run_removal(removal, None, self.host):
                 if isinstance(event, Failed):
@@ -179,7 +193,9 @@ def write_photo(row: Row, job: BatchJob, run: str) -> Row:
                 note = ""
             if work.outcome is None:
                 work.outcome = done_outcome(work.item, work.seconds + time.perf_counter() - t0,
-                                            note, work.result.seed, work.worker)
+                                            note, work.result.seed,
+                                            work.settings or job.settings, work.chosen,
+                                            work.worker)
         except Exception as exc:  # noqa: BLE001 - reported in the photo's outcome
             work.outcome = error_outcome(work.item, exc, work.seconds + time.perf_counter()
                                          - t0, work.worker)
