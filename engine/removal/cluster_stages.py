@@ -64,16 +64,16 @@ class Work:
     item: BatchItem
     image: LoadedImage | None = None
     mask: np.ndarray | None = None
-    # The settings its removal uses: the job's, or with --model auto the fine-tune chosen
-    # for this photo from its faces (`chosen` says why), found by the reading task.
-    settings: RemovalSettings | None = None
-    chosen: Suggestion | None = None
     result: RemovalResult | None = None
     outcome: Outcome | None = None  # set by the stage that settled the photo's fate
     seconds: float = 0.0  # time spent working on it so far (queues not included)
     worker: str | None = None  # the removal actor that cleaned it
     # The model could not be loaded on that worker: the run ends, as a local run does.
     fatal: Failed | None = None
+    # The settings its removal uses: the job's, or with --model auto the fine-tune chosen
+    # for this photo from its faces (`chosen` says why), found by the reading task.
+    settings: RemovalSettings | None = None
+    chosen: Suggestion | None = None
 
 
 def pack(work: Work) -> Row:
