@@ -28,6 +28,7 @@ class NullEngine:
     """Engine interface, no work: isolates the overhead around the model."""
 
     name = "null"
+    max_batch = 1
 
     def working_size(self, window_size: int) -> int:
         return 512
@@ -35,6 +36,10 @@ class NullEngine:
     def fill(self, image, hole, seed, cancel):
         yield (1, 1)
         return image
+
+    def fill_batch(self, images, holes, seeds, cancel):
+        yield (1, 1)
+        return list(images)
 
     def describe(self) -> str:
         return "null"

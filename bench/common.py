@@ -70,7 +70,7 @@ def full_weights() -> tuple[Path, Path]:
     from engine.net.checkpoint import save_bin
     from engine.net.config import MoebiusConfig
     from engine.net.model import RemovalModel
-    from engine.net.vae import Vae
+    from engine.net.vae import CONFIG_DIR, Vae
     from engine.net.weight_fill import fill_module_
 
     unet = CACHE / "unet" / "diffusion_pytorch_model.bin"
@@ -82,7 +82,7 @@ def full_weights() -> tuple[Path, Path]:
         model = model.to_empty(device="cpu")
         save_bin(fill_module_(model), unet)
     if not (vae_dir / "diffusion_pytorch_model.safetensors").is_file():
-        vae = Vae.from_config(ROOT / "engine" / "configs" / "pixelhacker_vae.json")
+        vae = Vae.from_config(CONFIG_DIR / "pixelhacker_vae.json")
         fill_module_(vae.model)
         vae.model.save_pretrained(vae_dir)
     return unet, vae_dir

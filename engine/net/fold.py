@@ -1,5 +1,7 @@
 """Inference-time rewrites that keep the results (up to float rounding) and save time.
 
+`prepare_for_inference` applies all of them; each is also usable alone.
+
 Every eval-mode BatchNorm in the network directly follows a bias-free linear map (a
 depthwise or pointwise conv, a query/value projection), so it can be folded into that
 map's weights and a new bias: y = s * (W x) + t = (s W) x + t. That removes all 124
@@ -12,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.net.model import BatchNorm, CrossLambda, DWConv, SelfLambda
+from engine.net.model import BatchNorm, CrossLambda, DWConv, SelfLambda, Upsample
+from engine.net.upsample import phase_kernels
 
 
 @torch.no_grad()
@@ -43,3 +46,18 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     if remaining:
         raise RuntimeError(f"batch norms left unfolded: {remaining[:3]}")
     return model
+
+
+@torch.no_grad()
+def fold_upsamplers(model: nn.Module) -> nn.Module:
+    """Give every nearest-x2 + 3x3 upsampler its four 2x2 phase kernels, in place: 2.25x
+    fewer operations in those convolutions, 12 % of a step (engine/net/upsample.py)."""
+    for module in model.modules():
+        if isinstance(module, Upsample):
+            module.phases = phase_kernels(module.conv.weight)
+    return model
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """Every rewrite above, in place: what the app runs."""
+    return fold_upsamplers(fold_batch_norms(model))

@@ -91,3 +91,32 @@ class Vae:
         with torch.inference_mode():
             x = latents.to(self.device, self.dtype) / self.scaling_factor
             return self.model.decode(x).sample.float()
+
+
+# ----------------------------------------------------------------------------- two-part encode
+# `Vae.encode` draws a posterior sample in one go. The two functions below split it into the
+# deterministic encoder pass (expensive: about 1 TFLOP per 512 px image) and the cheap
+# draw, so an inpainter can keep the moments of a photo it has seen and, on *Try again*,
+# only draw again. sample_posterior(encode_moments(x), eps) is encode(x) op for op.
+
+
+def encode_moments(vae: Vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, 3, H, W] in [-1, 1] -> the posterior's (mean, std), in the VAE's dtype and
+    device, unscaled."""
+    import torch
+
+    with torch.inference_mode():
+        dist = vae.model.encode(images.to(vae.device, vae.dtype)).latent_dist
+    return dist.mean, dist.std
+
+
+def sample_posterior(vae: Vae, moments: tuple[torch.Tensor, torch.Tensor],
+                     eps: torch.Tensor | None) -> torch.Tensor:
+    """Latents in UNet space from cached moments: mean + std * eps (eps standard normal,
+    drawn by the caller on the CPU), or the mean when eps is None."""
+    import torch
+
+    mean, std = moments
+    with torch.inference_mode():
+        z = mean if eps is None else mean + std * eps.to(vae.device, mean.dtype)
+        return torch.nan_to_num(z.float() * vae.scaling_factor, nan=0.0)

@@ -104,10 +104,10 @@ def run_removal(
         regions = plan_regions(job.mask, context=settings.context, cancel=cancel)
         work = job.image.copy()
         box = None
-        for i, region in enumerate(regions):
-            touched = yield from _remove_region(work, job, engine, region, i, len(regions),
-                                                cancel)
-            box = union_box(box, touched)
+        for first, group in batches(regions, engine.max_batch):
+            for touched in (yield from _remove_regions(work, job, engine, group, first,
+                                                       len(regions), cancel)):
+                box = union_box(box, touched)
         box = box or (0, 0, 0, 0)
         yield Progress("compositing", 1, 1, 1.0, "Done")
         x0, y0, x1, y1 = box
@@ -123,44 +123,90 @@ def run_removal(
         yield Failed(f"Unexpected error: {exc}")
 
 
-def _remove_region(work, job, engine, region: Region, index: int, count: int,
-                   cancel: CancelToken):
-    """Fill one region of `work` in place; returns the box of the pixels it wrote."""
-    h, w = job.mask.shape
+def batches(regions: list[Region], size: int) -> list[tuple[int, list[Region]]]:
+    """Consecutive regions in groups of at most `size` whose windows do not overlap, each
+    with the index of its first region.
+
+    Regions of one group are cut out before any of them is put back, so a region may only
+    join a group when no other window of it could have been changed by it: with disjoint
+    windows the result is that of one region after another. (The planner merges regions
+    whose windows overlap; pieces of one long region can still overlap.)
+    """
+    groups: list[tuple[int, list[Region]]] = []
+    for i, region in enumerate(regions):
+        if groups and len(groups[-1][1]) < size and not any(
+            _overlap(region.window.box, other.window.box) for other in groups[-1][1]
+        ):
+            groups[-1][1].append(region)
+        else:
+            groups.append((i, [region]))
+    return groups
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@dataclass(frozen=True)
+class _ModelInput:
+    region: Region
+    image: np.ndarray  # uint8 [S, S, 3]: the window at the engine's size
+    hole: np.ndarray  # bool [S, S]
+    scale: float  # window pixels per model pixel
+    feather: int
+
+
+def _model_input(work, job, engine, region: Region) -> _ModelInput:
+    """What the model sees: the window (reflected where it leaves the photo), all mask
+    pixels in it grown by the feather band plus ~2 model pixels for edge halos (grown at
+    model resolution, where it is cheap)."""
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
-
-    # What the model sees: the window (reflected where it leaves the photo), all mask
-    # pixels in it grown by the feather band plus ~2 model pixels for edge halos (grown at
-    # model resolution, where it is cheap).
     feather = composite.feather_width(region.bbox, scale)
     crop = to_rgb8(composite.crop_window(work, win))
     mask_crop = composite.crop_window(job.mask, win)
     hole = composite.model_mask(mask_crop, size, int(np.ceil(feather / scale)) + 2)
-    image_in = composite.resize(crop, size)
+    return _ModelInput(region, composite.resize(crop, size), hole, scale, feather)
+
+
+def _remove_regions(work, job, engine, group: list[Region], first: int, count: int,
+                    cancel: CancelToken):
+    """Fill the regions `first`.. of `work` in place, as one batch; returns the boxes of
+    the pixels each wrote."""
+    inputs = [_model_input(work, job, engine, region) for region in group]
+    n = len(group)
 
     def fraction(step, total):
-        return 0.05 + 0.9 * (index + (step / total if total else 1.0)) / count
+        return 0.05 + 0.9 * (first + n * (step / total if total else 1.0)) / count
 
-    yield Progress("denoising", 0, 1, fraction(0, 1), _region_text(index, count))
-    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel))
+    text = _region_text(first, n, count)
+    yield Progress("denoising", 0, 1, fraction(0, 1), text)
+    # A region's seed is the job's plus its index, however the regions are batched.
+    seeds = [job.settings.seed + first + k for k in range(n)]
+    fill = Returning(engine.fill_batch([m.image for m in inputs], [m.hole for m in inputs],
+                                       seeds, cancel))
     for step, total in fill:
-        yield Progress("denoising", step, total, fraction(step, total),
-                       _region_text(index, count))
-    filled = fill.value
+        yield Progress("denoising", step, total, fraction(step, total), text)
     cancel.raise_if_cancelled()
+    return [_put_back(work, job, m, filled) for m, filled in zip(inputs, fill.value,
+                                                                 strict=True)]
 
+
+def _put_back(work, job, m: _ModelInput, filled: np.ndarray):
+    """Blend one region's fill into `work`; returns the box of the pixels it wrote."""
+    h, w = job.mask.shape
+    win, scale, feather = m.region.window, m.scale, m.feather
     # Put the fill back around this region only: its box grown by the feather band (where
     # alpha > 0) and the colour-match ring beyond the hole, clipped to window and photo.
     ring = max(4, feather)
     margin = feather + int(np.ceil(3 * scale)) + ring + 2
-    bx0, by0, bx1, by1 = region.bbox
+    bx0, by0, bx1, by1 = m.region.bbox
     x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
     x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
     sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
     generated = composite.resize(filled, win.size)[sub].astype(np.float32)
-    hole_photo = composite.resize_mask(hole, win.size)[sub]
+    hole_photo = composite.resize_mask(m.hole, win.size)[sub]
     if job.settings.colour_match:
         original = to_rgb8(work[y0:y1, x0:x1])
         around = composite.dilate(hole_photo, ring) & ~hole_photo
@@ -173,5 +219,9 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
     return composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
 
 
-def _region_text(index: int, count: int) -> str:
-    return "Removing…" if count == 1 else f"Removing region {index + 1} of {count}…"
+def _region_text(first: int, n: int, count: int) -> str:
+    if count == 1:
+        return "Removing…"
+    if n == 1:
+        return f"Removing region {first + 1} of {count}…"
+    return f"Removing regions {first + 1}–{first + n} of {count}…"
