@@ -22,6 +22,26 @@ def peak_rss_gib() -> float:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
+def restart_peak_rss() -> None:
+    """Linux: start the peak (VmHWM) again from the current RSS, to measure one phase."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def current_peak_rss_gib() -> float | None:
+    """Linux: the peak RSS since restart_peak_rss (VmHWM), else None."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
 def machine() -> str:
     import torch
 

@@ -99,3 +99,49 @@ def test_half_precision_norms_on_the_cpu_equal_fp32_then_rounding():
     # fp32 statistics either way; the last bit may round the other way
     step = ref.abs().clamp(min=2**-8) * 2**-7
     assert ((got.float() - ref).abs() <= step).all()
+
+
+def test_channels_last_vae_and_one_image_at_a_time_keep_the_numbers(reference_dir):
+    from engine.net.vae import encode_moments, stores_channels_last, use_channels_last
+
+    plain, fast = Vae.load(reference_dir / "tiny_vae"), Vae.load(reference_dir / "tiny_vae")
+    use_channels_last(fast)
+    assert stores_channels_last(fast) and not stores_channels_last(plain)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
+    ref_mean, ref_std = encode_moments(plain, x)
+    mean, std = encode_moments(fast, x, one_at_a_time=True)
+    assert mean.is_contiguous() and max_rel(mean, ref_mean) <= TOL
+    assert max_rel(std, ref_std) <= TOL
+    z = torch.randn(1, 4, 16, 16, generator=g)
+    got = decode_lean(fast, z)
+    assert got.is_contiguous() and max_rel(got, plain.decode(z)) <= TOL
+
+
+def test_converting_layer_by_layer_gives_the_same_network(tiny_model):
+    whole = prepare_for_inference(copy.deepcopy(tiny_model)).to(torch.bfloat16)
+    by_layer = prepare_for_inference(copy.deepcopy(tiny_model), torch.bfloat16)
+    a, b = whole.state_dict(), by_layer.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert all(t.dtype == torch.bfloat16 for t in [*by_layer.parameters(), *by_layer.buffers()])
+
+
+def test_safetensors_are_read_into_memory_of_their_own(tmp_path):
+    """The checkpoint reader gives safetensors' tensors without mapping the file (whose
+    pages would otherwise stay resident beside the converted network)."""
+    from safetensors.torch import save_file
+
+    from engine.errors import CheckpointError
+    from engine.net.checkpoint import read_state_dict
+
+    g = torch.Generator().manual_seed(0)
+    sd = {"a": torch.randn(3, 5, generator=g), "b": torch.randn(7, generator=g).bfloat16(),
+          "ids": torch.arange(4), "empty": torch.zeros(0)}
+    path = tmp_path / "w.safetensors"
+    save_file(sd, str(path))
+    got = read_state_dict(path)
+    assert got.keys() == sd.keys()
+    assert all(torch.equal(got[k], sd[k]) and got[k].dtype == sd[k].dtype for k in sd)
+    path.write_bytes(path.read_bytes()[:-8])  # truncated
+    with pytest.raises(CheckpointError):
+        read_state_dict(path)

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from engine.net.vae import stores_channels_last
+
 if TYPE_CHECKING:
     import torch
 
@@ -44,6 +46,8 @@ def decode_lean(vae: Vae, latents: torch.Tensor,
     dec = ae.decoder
     with torch.inference_mode():
         z = latents.to(vae.device, vae.dtype) / vae.scaling_factor
+        if stores_channels_last(vae):  # then every map stays channels-last
+            z = z.contiguous(memory_format=torch.channels_last)
         if ae.post_quant_conv is not None:
             z = ae.post_quant_conv(z)
         x = dec.conv_in(z)
@@ -59,7 +63,7 @@ def decode_lean(vae: Vae, latents: torch.Tensor,
         check()
         x = dec.conv_norm_out(x)
         x = dec.conv_out(F.silu(x, inplace=True))
-        return x.float()
+        return x.float().contiguous()
 
 
 def _resnet(r, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -53,6 +54,8 @@ class MoebiusInpainter:
         # several costs little more than one; on the CPU the time grows with the batch
         # (bench/bench_levers.py), so batching there would only add memory.
         self.max_regions = 1 if placement.device == "cpu" else 4
+        # The VAE as engine/net/vae_decode.py runs it; False: as diffusers does (baseline).
+        self.lean_vae = True
         self.forward: Callable[..., torch.Tensor] = model
         if placement.device.startswith("cuda") and cuda_graphs:
             from engine.sampling.cuda_graphs import CudaGraphForward, tune_cuda_runtime
@@ -69,18 +72,25 @@ class MoebiusInpainter:
 
         from engine.net.checkpoint import load_model
         from engine.net.fold import prepare_for_inference
-        from engine.net.vae import Vae
+        from engine.net.vae import Vae, use_channels_last
         from engine.sampling.device import tune_cpu_runtime
 
-        if placement.device == "cpu":
+        cpu = placement.device == "cpu"
+        if cpu:
             tune_cpu_runtime()
-        model = cast("RemovalModel", prepare_for_inference(load_model(unet_path, cache=cache)))
+        model = load_model(unet_path, cache=cache)
+        # Converted layer by layer on the CPU, moved whole to a GPU.
+        model = cast("RemovalModel", prepare_for_inference(model, placement.torch_dtype
+                                                           if cpu else None))
         model = model.to(placement.torch_device, placement.torch_dtype)
+        if cpu:
+            release_free_memory()  # what the fp32 checkpoint occupied
         # The VAE stays in fp32 on GPUs: its decoder overflows in fp16.
-        vae_dtype = placement.torch_dtype if placement.device == "cpu" else torch.float32
+        vae_dtype = placement.torch_dtype if cpu else torch.float32
         vae = Vae.load(vae_dir, placement.torch_device, vae_dtype)
-        if placement.device == "cpu":
-            release_free_memory()  # the fp32 weights converted to half precision, and more
+        if cpu:
+            use_channels_last(vae)
+            release_free_memory()  # its fp32 copy and mapped file
         return cls(model, vae, placement, cuda_graphs=cuda_graphs)
 
     @property
@@ -109,7 +119,8 @@ class MoebiusInpainter:
         images, masks = _check_batch(images, masks, self.image_size)
         b = len(images)
         joint = isinstance(generator, torch.Generator)
-        gens = [generator] if joint else list(generator)
+        gens: list[torch.Generator] = (
+            [generator] if isinstance(generator, torch.Generator) else list(generator))
         if not joint and len(gens) != b:
             raise ValueError(f"pass one generator or one per image ({b}), got {len(gens)}")
         image = torch.from_numpy(images.astype(np.float64) / 255.0 * 2.0 - 1.0)
@@ -144,7 +155,10 @@ class MoebiusInpainter:
         key = content_key(pixels, hole)
         moments = self.encodings.get(key)
         if moments is None:
-            moments = encode_moments(self.vae, torch.stack([image, masked_image]))
+            # On the CPU one image at a time: the encoder's full-size maps set the peak
+            # memory of a removal (1.3 GB in fp32 for the pair at once).
+            moments = encode_moments(self.vae, torch.stack([image, masked_image]),
+                                     one_at_a_time=self.lean_vae and self.placement.device == "cpu")
             self.encodings.put(key, moments)
         return moments
 
@@ -183,7 +197,8 @@ class MoebiusInpainter:
             cancel.raise_if_cancelled()
         # One image at a time: the decoder's activations at full size are the largest
         # tensors of a removal, and a batch would multiply them.
-        out = np.concatenate([to_uint8(decode_lean(self.vae, z[None])) for z in latents])
+        decode = partial(decode_lean, self.vae) if self.lean_vae else self.vae.decode
+        out = np.concatenate([to_uint8(decode(z[None])) for z in latents])
         if self.placement.device == "cpu":
             release_free_memory()
         return out
