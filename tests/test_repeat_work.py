@@ -22,7 +22,9 @@ FEW_STEPS = SamplerSettings(steps=4)
 
 @pytest.fixture
 def counted(tiny_model, tiny_vae, monkeypatch):
-    """A fresh tiny inpainter (empty cache) whose encoder passes are counted."""
+    """A fresh tiny inpainter (empty cache) whose encoder passes are counted, as the
+    number of images each pass takes (on the CPU the image and its masked copy go
+    through one at a time, elsewhere as one batch of two)."""
     inp = MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
     calls = []
     encode = tiny_vae.model.encode
@@ -45,18 +47,18 @@ def test_try_again_skips_the_encoder_and_only_the_noise_changes(counted, tiny_mo
     inp, calls = counted
     image, hole = _inputs()
     _, first = drain(inp.inpaint(image, hole, FEW_STEPS, seed=3))
-    assert calls == [2]  # the image and its masked copy, as one batch
+    assert calls == [1, 1]  # the image and its masked copy
     _, again = drain(inp.inpaint(image, hole, FEW_STEPS, seed=3))
-    assert calls == [2] and inp.encodings.hits == 1
+    assert calls == [1, 1] and inp.encodings.hits == 1
     assert np.array_equal(again, first)
     _, other = drain(inp.inpaint(image, hole, FEW_STEPS, seed=4))
-    assert calls == [2]
+    assert calls == [1, 1]
     assert not np.array_equal(other, first)
     # The cached encoding gives exactly what a fresh encode with that seed gives.
     fresh = MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
     _, expected = drain(fresh.inpaint(image, hole, FEW_STEPS, seed=4))
     assert np.array_equal(other, expected)
-    assert calls == [2, 2]
+    assert calls == [1, 1] * 2
 
 
 def test_a_changed_mask_or_photo_is_encoded_again(counted):
@@ -68,7 +70,7 @@ def test_a_changed_mask_or_photo_is_encoded_again(counted):
     brighter = image.copy()
     brighter[0, 0, 0, 0] ^= 1  # one value of one pixel
     drain(inp.inpaint(brighter, hole, FEW_STEPS, seed=0))
-    assert calls == [2, 2, 2] and len(inp.encodings) == 3
+    assert sum(calls) == 2 * 3 and len(inp.encodings) == 3
 
 
 def test_the_cache_is_bounded_and_forgets_the_oldest():
@@ -93,12 +95,12 @@ def test_try_again_of_a_whole_job_encodes_nothing(counted):
     img, mask = with_object(scene(w, h), (180, 120, 220, 170))
     job = RemovalJob(img, mask, RemovalSettings(steps=4, seed=1))
     first = list(run_removal(job, None, host))[-1]
-    assert isinstance(first, Done) and calls == [2]
+    assert isinstance(first, Done) and sum(calls) == 2
     again = list(run_removal(job.with_seed(1), None, host))[-1]
-    assert calls == [2]
+    assert sum(calls) == 2
     assert np.array_equal(again.result.pixels, first.result.pixels)
     other = list(run_removal(job.with_seed(2), None, host))[-1]
-    assert calls == [2] and isinstance(other, Done)
+    assert sum(calls) == 2 and isinstance(other, Done)
     assert not np.array_equal(other.result.pixels, first.result.pixels)
 
 
@@ -163,9 +165,10 @@ def test_the_sampler_runs_the_cuda_graph_forward(tiny_model, tiny_vae, monkeypat
     image, hole = _inputs()
     _, out = drain(on_gpu.inpaint(image, hole, FEW_STEPS, seed=0))
     assert replays == [(2, 9, 16, 16)] * FEW_STEPS.network_calls
-    _, eager = drain(MoebiusInpainter(tiny_model, tiny_vae, choose("cpu")).inpaint(
-        image, hole, FEW_STEPS, seed=0))
-    assert np.array_equal(out, eager)
+    # Without graphs the same placement calls the model itself, with the same result.
     without = MoebiusInpainter(tiny_model, tiny_vae, Placement("cuda", "float32"),
                                cuda_graphs=False)
     assert without.step_forward is None
+    _, eager = drain(without.inpaint(image, hole, FEW_STEPS, seed=0))
+    assert len(replays) == FEW_STEPS.network_calls
+    assert np.array_equal(out, eager)
