@@ -14,6 +14,7 @@ Modes:
 
     python -m bench.bench_engine                          # every mode available here
     python -m bench.bench_engine --only cpu:exact cpu:plain --image-runs 1
+    python -m bench.bench_engine --cpu-time     # CPU seconds (all threads), for a busy machine
 
 Each configuration runs in its own process so that its peak memory is its own. Peak RSS is
 reported for the whole process and, on Linux, for the removals alone (network loaded).
@@ -84,7 +85,7 @@ def build(device: str, mode: str):
     return plain
 
 
-def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
+def run_one(config: str, step_repeats: int, image_runs: int, cpu_time: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -107,7 +108,9 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
         with torch.inference_mode():
             inp.forward(sample, t, ids)
 
-    step_stats = timed(step, step_repeats, warmup=2 if device == "cuda" else 1, sync=sync)
+    clock = time.process_time if cpu_time else time.perf_counter
+    step_stats = timed(step, step_repeats, warmup=2 if device == "cuda" else 1, sync=sync,
+                       clock=clock)
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, 512, 512, 3), dtype=np.uint8)
@@ -122,10 +125,12 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
     warm = 1 if device == "cuda" else 0
     load_peak = peak_rss_gib()
     restart_peak_rss()  # from here: what a removal itself needs, the network loaded
-    image_stats = timed(whole_image, image_runs, warmup=warm, sync=sync) if image_runs else None
+    image_stats = (timed(whole_image, image_runs, warmup=warm, sync=sync, clock=clock)
+                   if image_runs else None)
     gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     return {
         "config": config,
+        "clock": "process CPU seconds, all threads" if cpu_time else "wall",
         "dtype": str(dtype).removeprefix("torch."),
         "load_s": load_s,
         "cfg_step": step_stats,
@@ -144,11 +149,13 @@ def main() -> None:
     ap.add_argument("--step-repeats", type=int, default=3)
     ap.add_argument("--image-runs", type=int, default=1)
     ap.add_argument("--name", default="engine", help="results file bench/results/NAME.json")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time in CPU seconds of all threads instead of wall time")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.one:
-        print(json.dumps(run_one(args.one, args.step_repeats, args.image_runs)))
+        print(json.dumps(run_one(args.one, args.step_repeats, args.image_runs, args.cpu_time)))
         return
 
     full_weights()  # make them once, outside the timed children
@@ -156,6 +163,7 @@ def main() -> None:
     for config in args.only or configurations():
         cmd = [sys.executable, "-m", "bench.bench_engine", "--one", config,
                "--step-repeats", str(args.step_repeats), "--image-runs", str(args.image_runs)]
+        cmd += ["--cpu-time"] if args.cpu_time else []
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{config}: failed\n{out.stderr[-2000:]}", flush=True)

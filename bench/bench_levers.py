@@ -9,6 +9,7 @@ on a loaded machine CPU time is what stays comparable.
     python -m bench.bench_levers --vae              # + VAE encode/decode variants
     python -m bench.bench_levers --position         # + the lambda position-term layouts
     python -m bench.bench_levers --compile          # + torch.compile (takes minutes)
+    python -m bench.bench_levers --profile          # + where a bf16 step's time goes
 
 Writes bench/results/levers.json.
 """
@@ -154,6 +155,65 @@ def compile_lever(dtype_name: str, threads: int) -> dict:
     return row
 
 
+MATRIX_OPS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "linear", "matmul")
+
+
+def profile_step(dtype_name: str, threads: int) -> dict:
+    """torch.profiler over one CFG step: the op table by self CPU time, the share of the
+    matrix products and convolutions, the step's GFLOP (torch's flop counter) and the
+    matrix peak of one big product on this CPU, for how far the step is from its limit."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.net.checkpoint import load_model
+    from engine.net.fold import prepare_for_inference
+
+    dtype = getattr(torch, dtype_name)
+    model = prepare_for_inference(load_model(full_weights()[0]), dtype)
+    sample = torch.randn(2, 9, 64, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
+    t, ids = torch.tensor([500]), model.cfg_ids(1)
+    clock = _clock(threads)
+    with torch.inference_mode():
+        model(sample, t, ids)
+        runs = []
+        for _ in range(3):
+            t0 = clock()
+            model(sample, t, ids)
+            runs.append(clock() - t0)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(sample, t, ids)
+        gflop = counter.get_total_flops() / 1e9
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(sample, t, ids)
+        n = 4096
+        a = torch.randn(n, n).to(dtype)
+        b = torch.randn(n, n).to(dtype)
+        a @ b
+        t0 = clock()
+        for _ in range(3):
+            a @ b
+        peak = 3 * 2 * n**3 / (clock() - t0) / 1e9
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    table = [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count}
+             for e in events[:14]]
+    matrix = sum(e.self_cpu_time_total for e in events
+                 if any(e.key.endswith(op) or op in e.key for op in MATRIX_OPS)) / total
+    step = statistics.median(runs)
+    row = {"step_s": step, "runs_s": runs, "gflop": gflop, "matrix_share": matrix,
+           "matrix_peak_gflops": peak, "step_gflops": gflop / step,
+           "step_over_peak_time": step / (gflop / peak), "ops": table}
+    print(f"  {dtype_name:9s} step {step:.2f} s, {gflop:.0f} GFLOP = {gflop / step:.0f} GFLOP/s; "
+          f"matrix peak {peak:.0f} GFLOP/s ({step / (gflop / peak):.2f}x its time); "
+          f"matrix products and convolutions {matrix:.0%} of the step", flush=True)
+    for r in table:
+        print(f"    {r['op']:40s} {r['share']:6.1%} {r['calls']:6d}", flush=True)
+    return row
+
+
 def _status(field: str) -> int:
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
@@ -185,6 +245,8 @@ def main() -> None:
     ap.add_argument("--vae", action="store_true")
     ap.add_argument("--position", action="store_true")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--no-steps", action="store_true", help="skip the step levers")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from engine.sampling.device import tune_cpu_runtime
@@ -192,7 +254,7 @@ def main() -> None:
     tune_cpu_runtime()
     result: dict = {"machine": machine(), "threads": args.threads,
                     "clock": "process CPU time" if args.threads == 1 else "wall"}
-    for dtype in args.dtypes:
+    for dtype in [] if args.no_steps else args.dtypes:
         print(f"UNet step, batch 2 at 512 px, {dtype}:", flush=True)
         result[f"step_{dtype}"] = step_levers(dtype, args.repeats, args.threads)
     if args.position:
@@ -201,6 +263,9 @@ def main() -> None:
     if args.vae:
         print("VAE, one 512 px image:", flush=True)
         result["vae"] = {d: vae_levers(d, args.threads) for d in args.dtypes}
+    if args.profile:
+        print("profile of one step:", flush=True)
+        result["profile"] = {d: profile_step(d, args.threads) for d in args.dtypes}
     if args.compile:
         print("torch.compile:", flush=True)
         result["compile"] = {d: compile_lever(d, args.threads) for d in args.dtypes}

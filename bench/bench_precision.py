@@ -3,9 +3,10 @@ UNet inputs, and on whole removals (same seed) of several 512 px photos and mask
 crops of resources/sample.jpg (sky and clouds, hills, lake shore) with a round hole, a
 box and a thin stroke, and a noise image with a round hole.
 
-    python -m bench.bench_precision [--devices cpu cuda] [--steps 20]
+    python -m bench.bench_precision [--devices cpu cuda] [--steps 20] [--name precision]
 
-Prints a table and writes bench/results/precision.json.
+Prints a table and writes bench/results/NAME.json (precision.json holds the GPU's
+figures, precision_cpu.json the CPU's).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def main() -> None:
                     torch.cuda.is_available() else []))
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--skip-removal", action="store_true")
+    ap.add_argument("--name", default="precision", help="results file bench/results/NAME.json")
     ap.add_argument("--seed-spread", action="store_true",
                     help="also compare exact removals with seeds 0 and 1, for scale")
     args = ap.parse_args()
@@ -113,7 +115,7 @@ def main() -> None:
                 row["removal"]["steps"] = args.steps
             results.append(row)
             print(device, dtype, row, flush=True)
-    path = write_result("precision", {"machine": machine(), "results": results})
+    path = write_result(args.name, {"machine": machine(), "results": results})
     print(f"written: {path}")
 
 
