@@ -24,6 +24,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.document.box import Box
 from engine.document.document import CompositeEdit, Document
+from engine.document.journal import HistorySnapshot, StepRef
 from engine.document.mask import MaskModel, MaskPatch
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ class PatchCommand(QUndoCommand):
 
     def clone_applied(self) -> PatchCommand:
         """A fresh command with the same edit, marked as applied (for stack rebuilds)."""
+        raise NotImplementedError
+
+    def step(self) -> StepRef:
+        """The command as the on-disk journal sees it: its name, its edit and the patch
+        object that stays the same across clones."""
         raise NotImplementedError
 
     def redo(self) -> None:
@@ -87,6 +93,9 @@ class MaskEditCommand(PatchCommand):
     def clone_applied(self) -> MaskEditCommand:
         return MaskEditCommand(self.mask, self.patch, self.text(), self.on_change, True)
 
+    def step(self) -> StepRef:
+        return StepRef(self.text(), CompositeEdit(mask=self.patch), self.patch)
+
     def _do(self, redo: bool) -> None:
         (self.mask.apply if redo else self.mask.revert)(self.patch)
         if self.on_change is not None:
@@ -119,6 +128,9 @@ class CompositeEditCommand(PatchCommand):
     def clone_applied(self) -> CompositeEditCommand:
         return CompositeEditCommand(self.document, self.edit, self.text(), self.on_change, True)
 
+    def step(self) -> StepRef:
+        return StepRef(self.text(), self.edit, self.edit)
+
     def _do(self, redo: bool) -> None:
         (self.document.apply if redo else self.document.revert)(self.edit)
         if self.on_change is not None:
@@ -138,6 +150,19 @@ class HistoryStack(QUndoStack):
     def __init__(self, parent=None, byte_limit: int = DEFAULT_BYTE_LIMIT):
         super().__init__(parent)
         self._byte_limit = int(byte_limit)
+        self.trimmed = 0  # commands dropped from the start by the limit, ever (journal.py)
+        # Which pixels the bottom of the stack stands for: None for the photo as opened,
+        # else the last pixel edit that was dropped to stay under the limit.
+        self.base_pixels: object | None = None
+
+    def pixels_at(self, index: int) -> object | None:
+        """A token for the photo's pixels at history `index`: the newest pixel edit below
+        it (mask edits do not count), or `base_pixels`. Equal tokens, equal pixels."""
+        for i in range(min(index, self.count()) - 1, -1, -1):
+            command = self.command(i)
+            if isinstance(command, CompositeEditCommand) and command.edit.image is not None:
+                return command.edit
+        return self.base_pixels
 
     def byteLimit(self) -> int:
         return self._byte_limit
@@ -148,6 +173,11 @@ class HistoryStack(QUndoStack):
 
     def commands(self) -> list[PatchCommand]:
         return [cast(PatchCommand, self.command(i)) for i in range(self.count())]
+
+    def snapshot(self) -> HistorySnapshot:
+        """The stack as the on-disk journal sees it (cheap: patches are shared, not copied)."""
+        return HistorySnapshot(tuple(c.step() for c in self.commands()), self.index(),
+                               self.cleanIndex(), self.trimmed)
 
     def bytesHeld(self) -> int:
         """Bytes of patch data held by every command, undoable or redoable."""
@@ -169,8 +199,13 @@ class HistoryStack(QUndoStack):
         while first < len(cmds) - 1 and total > target:
             total -= sizes[first]
             first += 1
+        dropped_pixels = [c.edit for c in cmds[:first] if isinstance(c, CompositeEditCommand)
+                          and c.edit.image is not None]
+        if dropped_pixels:
+            self.base_pixels = dropped_pixels[-1]
         clean = self.cleanIndex() - first  # where the clean state lands after the drop
         clones = [c.clone_applied() for c in cmds[first:]]
+        self.trimmed += first
         log.info("history over %d bytes: dropping %d oldest steps", self._byte_limit, first)
         super().clear()  # deletes the commands (no undo) and marks index 0 clean
         if clean != 0:

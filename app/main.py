@@ -143,9 +143,9 @@ def run(argv: list[str]) -> int:
 
 
 def _leave(code: int) -> int:
-    """The window is gone. A model load or decode that was running when it closed cannot be
-    interrupted: give it a moment, then leave without it (nothing of the person's is in
-    it; saves are synchronous and atomic)."""
+    """The window is gone. A job still in a part that cannot be interrupted (reading a
+    weight file) when it closed: give it a moment, then leave without it (nothing of the
+    person's is in it; saves are synchronous and atomic)."""
     from app.jobs.worker import wait_for_abandoned
 
     if not wait_for_abandoned(2000):

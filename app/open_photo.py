@@ -21,9 +21,12 @@ from app.history import CompositeEditCommand, HistoryStack, PatchCommand
 from app.jobs.worker import JobHandle
 from engine.document.box import Box
 from engine.document.document import Document
+from engine.document.journal import SavedHistory
 from engine.imageio.files import LoadedImage, load_image
+from engine.imageio.loaded import untitled
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.settings import RemovalSettings
+from engine.removal.suggest import Suggestion
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class OpenPhoto(QObject):
     regionChanged = Signal(object, object)  # image box | None, mask box | None
     jobsChanged = Signal()  # a job of this photo started or finished
     pathChanged = Signal()
+    identified = Signal(str)  # the SHA-256 of its file is known (or changed with a save)
 
     def __init__(self, document: Document, loaded: LoadedImage | None = None,
                  path: Path | None = None, parent: QObject | None = None):
@@ -46,6 +50,9 @@ class OpenPhoto(QObject):
         self._jobs: list[JobHandle] = []  # running or queued
         self._job_ids: set[int] = set()  # every job ever started on this photo
         self._last_removal: tuple[RemovalJob, PatchCommand] | None = None
+        self._saved_pixels: object | None = None  # history's pixel token when last saved
+        self.content_hash: str | None = None  # SHA-256 of the file, found in the background
+        self.suggestion: Suggestion | None = None  # the fine-tune its faces call for
 
     @classmethod
     def open(cls, path: Path, parent: QObject | None = None) -> OpenPhoto:
@@ -53,6 +60,13 @@ class OpenPhoto(QObject):
         loaded = load_image(path)
         document = Document(np.array(loaded.pixels))  # the document owns a writable copy
         return cls(document, loaded, Path(path), parent)
+
+    @classmethod
+    def untitled(cls, pixels: np.ndarray, parent: QObject | None = None) -> OpenPhoto:
+        """A picture that comes from no file (pasted): unsaved until Save gives it a name."""
+        photo = cls(Document(np.array(pixels)), untitled(pixels), None, parent)
+        photo.history.resetClean()  # nothing on disk holds it: closing asks to save
+        return photo
 
     # -- state ----------------------------------------------------------------------------
 
@@ -62,8 +76,14 @@ class OpenPhoto(QObject):
 
     @property
     def is_modified(self) -> bool:
-        """Unsaved changes to the pixels (a painted mask alone is not a change to save)."""
-        return not self.history.isClean()
+        """Unsaved changes to the pixels. A painted mask alone is not a change to save, and
+        undoing a removal back to the saved pixels leaves nothing unsaved. A picture that
+        came from no file (pasted) is unsaved until it has one."""
+        if self.path is None:
+            return True
+        clean = self.history.cleanIndex()
+        saved = self.history.pixels_at(clean) if clean >= 0 else self._saved_pixels
+        return self.history.pixels_at(self.history.index()) is not saved
 
     @property
     def original_pixels(self) -> np.ndarray | None:
@@ -74,7 +94,34 @@ class OpenPhoto(QObject):
         self.pathChanged.emit()
 
     def mark_saved(self) -> None:
+        self._saved_pixels = self.history.pixels_at(self.history.index())
         self.history.setClean()
+
+    def set_identity(self, content_hash: str) -> None:
+        self.content_hash = content_hash
+        self.identified.emit(content_hash)
+
+    def restore_history(self, saved: SavedHistory) -> int:
+        """Rebuild the edits of an earlier session (read from the journal) on this photo,
+        freshly opened from the same file, with undo and redo as they were; returns the
+        number of steps. Refused (0) once the photo has been edited."""
+        doc = self.document
+        if self.closed or self.history.count() or doc.mask.stroke_active or doc.mask.any():
+            return 0
+        saved.rebuild(doc)
+        commands = saved.steps[saved.undoable_from :]
+        clean = saved.file_at - saved.undoable_from if not saved.detour else -1
+        if clean < 0:
+            self.history.resetClean()
+        for i, (edit, text) in enumerate(
+                zip(commands, saved.texts[saved.undoable_from :], strict=True), start=1):
+            self.history.push(CompositeEditCommand(doc, edit, text, self._region_changed))
+            if i == clean:
+                self.history.setClean()
+        self.history.setIndex(saved.index)
+        whole = (0, 0, doc.width, doc.height)
+        self._region_changed(whole, whole)
+        return len(commands)
 
     # -- jobs -----------------------------------------------------------------------------
 

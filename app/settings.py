@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 from engine.about import APP_DIR_NAME
-from engine.removal.settings import EngineKind, RemovalSettings
+from engine.errors import SettingsError
+from engine.removal.settings import RANGES, SEED_MAX, EngineKind, RemovalSettings
 from engine.weights.zoo import DEFAULT_VARIANT
 
 RECENT_LIMIT = 10
+KEPT_LIMIT = 1000  # photos whose fine-tune suggestion was answered with Keep
 QUICK = "quick"  # the engine choice that is not a Moebius fine-tune
 
 
@@ -27,6 +30,15 @@ class Settings:
                 return value.lower() in ("1", "true", "yes")
             return kind(value)
         except (TypeError, ValueError):
+            return default
+
+    def _number(self, key: str, name: str, default):
+        """A numeric setting, or its default when the stored value is not a valid one
+        (a hand-edited or damaged settings file must not make every removal fail)."""
+        value = self.q.value(key, default)
+        try:
+            return RANGES[name].check(name, float(str(value)))
+        except (TypeError, ValueError, SettingsError):
             return default
 
     def removal_settings(self) -> RemovalSettings:
@@ -67,7 +79,7 @@ class Settings:
 
     @property
     def steps(self) -> int:
-        return self._get("engine/steps", 20, int)
+        return int(self._number("engine/steps", "steps", 20))
 
     @steps.setter
     def steps(self, value: int) -> None:
@@ -75,7 +87,7 @@ class Settings:
 
     @property
     def guidance(self) -> float:
-        return self._get("engine/guidance", 2.5, float)
+        return float(self._number("engine/guidance", "guidance", 2.5))
 
     @guidance.setter
     def guidance(self, value: float) -> None:
@@ -84,7 +96,8 @@ class Settings:
     @property
     def seed(self) -> int:
         """-1 means a new random seed for every removal."""
-        return self._get("engine/seed", -1, int)
+        value = self._get("engine/seed", -1, int)
+        return value if 0 <= value <= SEED_MAX else -1
 
     @seed.setter
     def seed(self, value: int) -> None:
@@ -98,6 +111,8 @@ class Settings:
     def colour_match(self, value: bool) -> None:
         self.q.setValue("engine/colour_match", bool(value))
 
+    # The models folder is shared with the command line: it lives in the engine's settings
+    # file (engine/weights/location.py), not in QSettings. "" means the default folder.
     @property
     def reencode_jpeg(self) -> bool:
         """Save JPEGs by re-encoding the whole picture instead of keeping untouched blocks."""
@@ -109,11 +124,65 @@ class Settings:
 
     @property
     def models_dir(self) -> str:
-        return self._get("models/dir", "", str)
+        from engine.weights.location import configured_models_dir, set_models_dir
+
+        legacy = self._get("models/dir", "", str)
+        if legacy:  # chosen before the setting was shared: move it over once
+            if configured_models_dir() is None:
+                set_models_dir(legacy)
+            self.q.remove("models/dir")
+        folder = configured_models_dir()
+        return str(folder) if folder is not None else ""
 
     @models_dir.setter
     def models_dir(self, value: str) -> None:
-        self.q.setValue("models/dir", value)
+        from engine.weights.location import set_models_dir
+
+        self.q.remove("models/dir")
+        set_models_dir(value or None)
+
+    # -- remembered between runs ------------------------------------------------------------
+
+    def stage_costs(self, key: str) -> dict[str, float]:
+        """Seconds per unit of each job stage measured last time on this machine (for the
+        time-left estimate; engine/eta.py), for jobs of kind `key`."""
+        try:
+            data = json.loads(str(self.q.value(f"progress/{key}", "{}")))
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+    def set_stage_costs(self, key: str, costs: dict[str, float]) -> None:
+        self.q.setValue(f"progress/{key}", json.dumps({k: round(v, 4) for k, v in
+                                                      costs.items()}))
+
+    @property
+    def brush_size(self) -> int:
+        return self._get("canvas/brush_size", 0, int)
+
+    @brush_size.setter
+    def brush_size(self, value: int) -> None:
+        self.q.setValue("canvas/brush_size", int(value))
+
+    @property
+    def window_geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    @window_geometry.setter
+    def window_geometry(self, value: QByteArray) -> None:
+        self.q.setValue("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        value = self.q.value("window/state")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self.q.setValue("window/state", value)
 
     @property
     def device_notice(self) -> str:
@@ -137,3 +206,26 @@ class Settings:
 
     def clear_recent(self) -> None:
         self.q.setValue("files/recent", [])
+
+    def _kept(self) -> list[str]:
+        value = self.q.value("suggest/kept", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def kept_fine_tune(self, content_hash: str) -> bool:
+        """True if the person chose Keep for the photo with this SHA-256."""
+        return content_hash in self._kept()
+
+    def keep_fine_tune(self, content_hash: str) -> None:
+        kept = [content_hash] + [h for h in self._kept() if h != content_hash]
+        self.q.setValue("suggest/kept", kept[:KEPT_LIMIT])
+
+    @property
+    def history_limit_mb(self) -> int:
+        """Disk the edit histories of all photos may use together, in MB."""
+        return self._get("history/limit_mb", 2048, int)
+
+    @history_limit_mb.setter
+    def history_limit_mb(self, value: int) -> None:
+        self.q.setValue("history/limit_mb", int(value))

@@ -110,7 +110,7 @@ def vae_levers(dtype_name: str, threads: int) -> dict:
     clock = _clock(threads)
     rows = {}
     for name, fn in cases.items():
-        release_free_memory()
+        release_free_memory(collect_cycles=True)
         base = _rss_mib()
         _reset_peak()
         t0 = clock()

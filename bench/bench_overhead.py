@@ -22,23 +22,25 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, write_result
+from engine.removal.engines import FillStep
 
 
 class NullEngine:
     """Engine interface, no work: isolates the overhead around the model."""
 
     name = "null"
+    generative = True  # composited like Moebius: scaled back, edge band inside the mask
     max_batch = 1
 
     def working_size(self, window_size: int) -> int:
         return 512
 
-    def fill(self, image, hole, seed, cancel):
-        yield (1, 1)
+    def fill(self, image, hole, seed, cancel, target=None):
+        yield FillStep("filling", 0, 1)
         return image
 
-    def fill_batch(self, images, holes, seeds, cancel):
-        yield (1, 1)
+    def fill_batch(self, images, holes, seeds, cancel, targets=None):
+        yield FillStep("filling", 0, 1)
         return list(images)
 
     def describe(self) -> str:
@@ -49,8 +51,11 @@ class NullHost:
     def is_loaded(self, job) -> bool:
         return True
 
-    def get(self, job):
+    def get(self, job, cancel=None):
         return NullEngine()
+
+    def regions_per_batch(self, job) -> int:
+        return 1
 
 
 def photo(width: int, height: int, regions: int):

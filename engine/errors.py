@@ -61,3 +61,12 @@ class SettingsError(MoebiusError):
 
 class DeviceUnavailable(MoebiusError):
     """The chosen device (cuda, mps) does not exist or cannot be used on this machine."""
+
+
+class MaskTooLarge(MaskError):
+    """A mask covers more than half of its photo: probably the other black/white convention,
+    an all-white image, or the photo itself. Such a mask is used only once confirmed."""
+
+    def __init__(self, message: str, share: float):
+        super().__init__(message)
+        self.share = share

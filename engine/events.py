@@ -21,11 +21,14 @@ Y = TypeVar("Y")
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "loading", "preparing", "denoising", "decoding", "compositing", ...
-    step: int  # finished units of this stage
+    stage: str  # "loading", "encoding", "denoising", "decoding", "compositing", ...
+    step: int  # finished units of this stage (network steps: in the person's terms)
     total: int  # units in this stage (0 when unknown)
     fraction: float = 0.0  # the whole job's completion in [0, 1], for one progress bar
     message: str = ""
+    # The stages still to come after this one, with their units of work, when the job
+    # knows them: what a time-left estimate needs (engine/eta.py).
+    ahead: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

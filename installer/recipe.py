@@ -62,6 +62,8 @@ METADATA = (
     ("platformdirs", False),
     ("psutil", False),
     ("pyyaml", False),
+    ("scikit-image", False),
+    ("pillow-heif", False),
 )
 
 # Non-Python files of these packages are collected (templates, fonts, charmaps, py.typed).
@@ -122,7 +124,6 @@ EXCLUDES = (
     "IPython",
     "matplotlib",
     "pandas",
-    "scipy",
 )
 
 # Collected files dropped before the bundle is assembled, by destination path prefix
@@ -334,6 +335,25 @@ def data_files(root: Path = ROOT) -> list[tuple[str, str]]:
     for pattern in CONFIG_PATTERNS:
         pairs += [(str(p), "engine/net/configs")
                   for p in sorted((root / "engine" / "net" / "configs").glob(pattern))]
+    return pairs
+
+
+# Files of other packages the app reads by path: the face detector's cascade (the rest of
+# scikit-image's sample data, 7.6 MB of test pictures, stays out).
+PACKAGE_FILES = (("skimage", "data/lbpcascade_frontalface_opencv.xml"),)
+
+
+def package_files() -> list[tuple[str, str]]:
+    """(source file, destination folder) of PACKAGE_FILES, found where Python finds them."""
+    import importlib.util
+
+    pairs = []
+    for package, relative in PACKAGE_FILES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise SystemExit(f"{package} is not installed: the bundle needs {relative}")
+        source = Path(spec.origin).parent / relative
+        pairs.append((str(source), f"{package}/{Path(relative).parent.as_posix()}"))
     return pairs
 
 

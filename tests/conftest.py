@@ -112,3 +112,100 @@ def tiny_models_dir(tiny_store, monkeypatch) -> Path:
     """The tiny models folder, selected for code that reads MOEBIUS_MODELS_DIR."""
     monkeypatch.setenv("MOEBIUS_MODELS_DIR", str(tiny_store.root))
     return tiny_store.root
+
+
+@pytest.fixture(autouse=True)
+def _own_config_folder(tmp_path_factory, monkeypatch):
+    """Each test has its own user config folder, so the settings file that the command line
+    and the app share (engine/weights/location.py) never carries over between tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
+# ---- a fake model server (tests/fakehub.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def served_files(tiny_weights, reference_dir, tmp_path_factory) -> dict:
+    """Repo path -> bytes: the tiny UNet as the authors' .bin, the tiny VAE re-saved as .bin."""
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.weights import zoo
+
+    vae_bin = tmp_path_factory.mktemp("vae_bin") / "diffusion_pytorch_model.bin"
+    torch.save(load_file(str(reference_dir / "tiny_vae" / "diffusion_pytorch_model.safetensors")),
+               vae_bin)
+    unet = tiny_weights.read_bytes()
+    files = {(zoo.MOEBIUS_REPO, f"{v}/diffusion_pytorch_model.bin"): unet for v in zoo.VARIANTS}
+    config = reference_dir / "tiny_vae" / "config.json"
+    files[(zoo.VAE_REPO, "vae/config.json")] = config.read_bytes()
+    files[(zoo.VAE_REPO, "vae/diffusion_pytorch_model.bin")] = vae_bin.read_bytes()
+    return files
+
+
+@pytest.fixture
+def hub(served_files, monkeypatch, tmp_path):
+    """A fake Hugging Face hub on 127.0.0.1 serving the tiny models (tests/fakehub.py);
+    huggingface_hub is pointed at it for the test."""
+    from huggingface_hub import constants
+
+    from tests.fakehub import FakeHub
+
+    fake = FakeHub()
+    for (repo, path), data in served_files.items():
+        fake.add(repo, path, data)
+    fake.start()
+    # huggingface_hub reads these at import time, so the constants are patched too.
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+    template = fake.url + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_dialog_waits_for_a_person(request, monkeypatch):
+    """A modal dialog nobody answers would hang the run (its event loop never returns to
+    Python, so no timeout fires): any a test does not answer itself fails at once. Tests
+    answer them by patching these (tests/dialogs.py), which overrides this guard."""
+    if "PySide6.QtWidgets" not in __import__("sys").modules:
+        return
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"an unanswered modal dialog was opened in {request.node.name}")
+
+    for name in ("exec", "question", "warning", "information", "critical", "about"):
+        monkeypatch.setattr(QMessageBox, name, refuse)
+    for name in ("getOpenFileName", "getSaveFileName", "getExistingDirectory"):
+        monkeypatch.setattr(QFileDialog, name, refuse)
+    for name in ("getInt", "getText", "getItem", "getDouble"):
+        monkeypatch.setattr(QInputDialog, name, refuse)
+
+
+@pytest.fixture(autouse=True)
+def _qt_objects_die_on_the_gui_thread(request):
+    """Windows a Qt test leaves behind must be freed here, on the GUI thread. Left to
+    Python's cyclic collector, they can be freed whenever a later test's worker thread
+    happens to allocate, and a QObject freed off its own thread leaves its timers behind:
+    the next timer event then reaches freed memory and the run segfaults."""
+    yield
+    if "qtbot" not in request.fixturenames:
+        return
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.settings import Settings
 from app.windows.main_window import MainWindow
 from engine.removal.composite import dilate
+from tests.dialogs import answer_boxes
 from tests.photos import scene, with_object
 
 pytestmark = pytest.mark.gui
@@ -156,7 +157,9 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
         window.remove()
     first = np.array(window.canvas.document().pixels)
     count = window.canvas.history.count()
-    assert window.a_retry.isEnabled()
+    # The result lands before the job's end is routed (a separate queued event), and Try
+    # again is enabled only once the job has ended.
+    qtbot.waitUntil(window.a_retry.isEnabled, timeout=5000)
     with qtbot.waitSignal(window.jobs.finished, timeout=60000):
         window.try_again()
     second = np.array(window.canvas.document().pixels)
@@ -165,7 +168,7 @@ def test_try_again_replaces_the_last_removal_with_a_new_seed(qtbot, window, phot
 
 
 def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, monkeypatch):
-    from app.windows import dialogs
+    from app.windows import model_dialog
     from engine.weights.store import WeightStore
 
     path, img, mask = photo
@@ -181,7 +184,7 @@ def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, m
         dialog.quick.click()
         return dialog.result()
 
-    monkeypatch.setattr(dialogs.ModelDialog, "exec", fake_exec)
+    monkeypatch.setattr(model_dialog.ModelDialog, "exec", fake_exec)
     with qtbot.waitSignal(w.jobs.finished, timeout=60000):
         w.remove()
     assert shown and "not installed" in shown[0]
@@ -192,7 +195,7 @@ def test_missing_weights_offer_quick_instead(qtbot, settings, photo, tmp_path, m
 
 def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo, tmp_path,
                                                          tiny_weights, reference_dir):
-    from app.windows.dialogs import ModelDialog
+    from app.windows.model_dialog import ModelDialog
     from engine.net.config import MoebiusConfig
     from engine.weights.store import WeightStore
 
@@ -209,13 +212,17 @@ def test_missing_weights_can_be_imported_from_the_dialog(qtbot, settings, photo,
 
 def test_closing_with_unsaved_changes_asks_first(qtbot, window, photo, monkeypatch):
     path, _, mask = photo
+    window.set_engine_choice("quick")
     window.open_path(path)
     _paint(window, mask)
-    answers = [QMessageBox.StandardButton.Cancel]
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    with qtbot.waitSignal(window.jobs.finished, timeout=60000):
+        window.remove()
+    shown = answer_boxes(monkeypatch, ["Cancel"])
     window.close()
     assert window.isVisible()  # cancelled: still open, nothing lost
-    answers.append(QMessageBox.StandardButton.Discard)
+    assert shown and "Save the changes" in shown[0][0]
+    assert all("&" in text for text in shown[0][1])  # every button has a mnemonic
+    answer_boxes(monkeypatch, ["Don't save"])
     window.close()
     assert not window.isVisible()
 

@@ -17,6 +17,7 @@ import engine.removal.run
 from engine.cli.main import main
 from engine.events import CancelToken, Done, Failed, Item
 from engine.removal.batch import REPORT_NAME, BatchJob, BatchProgress, MaskFinder, run_batch
+from engine.removal.batch_plan import BOOKKEEPING
 from engine.removal.composite import dilate
 from engine.removal.run import EngineHost
 from engine.removal.settings import RemovalSettings
@@ -133,7 +134,8 @@ def test_quick_batch_with_per_photo_masks(folder, capsys):
     assert "failed:" in err and "notes.png" in err and "orphan.png" in err
     _check_outputs(f, PHOTOS)
     # Only complete outputs and the report: no temporary or partial files.
-    assert sorted(p.name for p in f["out"].iterdir()) == sorted([*PHOTOS, REPORT_NAME])
+    assert sorted(p.name for p in f["out"].iterdir()) == sorted([*PHOTOS, REPORT_NAME,
+                                                                 BOOKKEEPING])
     assert _hashes(f["src"], f["masks"]) == before  # inputs are never modified
 
 
@@ -205,7 +207,8 @@ def test_recursive_keeps_structure_and_never_reads_its_own_outputs(tmp_path):
             "--engine", "quick"]
     assert main(args) == 0
     expected = {"x.png", "sub/y.tif", "sub/deeper/z.bmp"}
-    assert {str(p.relative_to(out)) for p in out.rglob("*.*") if p.name != REPORT_NAME} \
+    assert {str(p.relative_to(out)) for p in out.rglob("*.*")
+            if p.name != REPORT_NAME and BOOKKEEPING not in p.parts} \
         == expected
     for _ in range(2):  # reruns see the same three photos: no outputs, no masks
         assert main(args) == 0
@@ -276,7 +279,7 @@ def test_tiny_model_loads_once_per_run(folder, tiny_host):
     progress = [e for e in events if isinstance(e, BatchProgress)]
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and max(fractions) <= 1.0
-    assert any(e.stage == "denoising" and e.total == 2 for e in progress)
+    assert any(e.stage == "denoising" and e.total == 3 for e in progress)  # the person's steps
     _check_outputs(f, PHOTOS, quick=False)
     # The same host later (the app's worker): everything is skipped, nothing reloads.
     events = list(run_batch(_job(f), None, tiny_host))
@@ -323,7 +326,8 @@ def test_cancel_abandons_the_current_file_and_a_rerun_resumes(folder, tiny_host)
                    if isinstance(e, BatchProgress) and e.stage == "denoising")
     assert statuses[working] == "cancelled"
     assert summary.count("done") == 2 and summary.count("cancelled") == len(PHOTOS) + 2 - 2
-    assert sorted(p.name for p in f["out"].iterdir() if p.name != REPORT_NAME) == \
+    assert sorted(p.name for p in f["out"].iterdir()
+                  if p.name not in (REPORT_NAME, BOOKKEEPING)) == \
         sorted(n for n, s in statuses.items() if s == "done")
     # The rerun resumes: the two finished photos are skipped, the others are done now.
     summary = list(run_batch(_job(f), None, tiny_host))[-1].result

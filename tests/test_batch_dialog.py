@@ -17,6 +17,7 @@ from app.jobs.worker import Worker
 from app.settings import Settings
 from app.windows.batch_dialog import STEPS, BatchDialog
 from engine.removal.batch import REPORT_NAME
+from engine.removal.batch_plan import BOOKKEEPING
 from engine.removal.run import EngineHost
 from engine.sampling.device import Placement
 from tests.photos import scene, with_object
@@ -33,7 +34,7 @@ class SlowInpainter:
     def __init__(self, delay: float):
         self.delay = delay
 
-    def inpaint(self, images, masks, settings, seed, cancel=None):
+    def inpaint(self, images, masks, settings, seed, cancel=None, phases=False):
         for i in range(settings.network_calls):
             time.sleep(self.delay)
             if cancel is not None:
@@ -136,7 +137,7 @@ def test_cancel_mid_run_stops_cleanly_and_the_dialog_stays_usable(qtbot, worker,
     with qtbot.waitSignal(dlg.batchFinished, timeout=15000):
         dlg.cancel_button.click()
     assert list(_statuses(dlg).values()) == ["cancelled"] * 4
-    assert [p.name for p in out.iterdir()] == [REPORT_NAME]  # no partial outputs
+    assert sorted(p.name for p in out.iterdir()) == [BOOKKEEPING, REPORT_NAME]  # no partials
     assert "4 cancelled" in dlg.summary_label.text()
     assert loads == [False]  # loaded once, off the GUI thread
 

@@ -33,13 +33,15 @@ def test_gpu_qualities(monkeypatch):
 
 
 def test_unavailable_device_is_refused(monkeypatch):
-    from engine.sampling import device
+    from engine.sampling import device, hardware
 
     monkeypatch.setattr(device, "available_devices", lambda: ["cpu"])
+    monkeypatch.setattr(hardware, "gpu_build_notice", lambda: None)  # no NVIDIA driver
+    monkeypatch.setattr(hardware, "torch_build", lambda: hardware.TorchBuild("cpu"))
     with pytest.raises(DeviceUnavailable) as err:
         choose("cuda")
-    assert str(err.value) == ("--device cuda: this machine has no NVIDIA GPU (CUDA) that "
-                              "PyTorch can use; use --device auto or cpu")
+    assert str(err.value) == ("--device cuda: this is a CPU-only installation and this "
+                              "machine has no NVIDIA driver; use --device auto or cpu")
 
 
 def test_bad_settings_are_refused():
@@ -47,3 +49,17 @@ def test_bad_settings_are_refused():
         choose("tpu")
     with pytest.raises(SettingsError, match="unknown quality 'turbo'"):
         choose("cpu", "turbo")
+
+
+def test_a_gpu_index_that_does_not_exist_is_refused_before_any_work(monkeypatch):
+    import torch
+
+    from engine.sampling import device
+
+    monkeypatch.setattr(device, "available_devices", lambda: ["cpu", "cuda"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert choose("cuda:1").device == "cuda:1"
+    with pytest.raises(DeviceUnavailable) as err:
+        choose("cuda:2")
+    assert str(err.value) == ("--device cuda:2: this machine has 2 NVIDIA GPU(s) (cuda:0 to "
+                              "cuda:1); use one of those, auto or cpu")

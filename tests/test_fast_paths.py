@@ -145,3 +145,38 @@ def test_safetensors_are_read_into_memory_of_their_own(tmp_path):
     path.write_bytes(path.read_bytes()[:-8])  # truncated
     with pytest.raises(CheckpointError):
         read_state_dict(path)
+
+
+def test_lean_decode_and_two_part_encode_stop_when_cancelled(tiny_vae):
+    """What the inpainter runs (decode_lean, encode_moments) answers cancel like the
+    autoencoder's own passes: the same numbers with a token, and no block after a cancel."""
+    from engine.errors import Cancelled
+    from engine.events import CancelToken
+    from engine.net.vae import encode_moments
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 4, 16, 16, generator=g)
+    x = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
+    assert torch.equal(decode_lean(tiny_vae, z, CancelToken()), decode_lean(tiny_vae, z))
+    hooked = encode_moments(tiny_vae, x, True, CancelToken())
+    plain = encode_moments(tiny_vae, x, True)
+    assert all(torch.equal(a, b) for a, b in zip(hooked, plain, strict=True))
+
+    dec, enc = tiny_vae.model.decoder, tiny_vae.model.encoder
+    for run, first, later in [
+        (lambda token: decode_lean(tiny_vae, z, token), dec.up_blocks[0].resnets[0].conv1,
+         [*[r.conv1 for b in dec.up_blocks for r in b.resnets][1:], dec.conv_out]),
+        (lambda token: encode_moments(tiny_vae, x, True, token), enc.down_blocks[0],
+         [*enc.down_blocks[1:], enc.conv_out]),
+    ]:
+        token, ran = CancelToken(), []
+        handles = [first.register_forward_hook(lambda *_, token=token: token.cancel())]
+        handles += [m.register_forward_hook(lambda *_, m=m, ran=ran: ran.append(m))
+                    for m in later]
+        try:
+            with pytest.raises(Cancelled):
+                run(token)
+        finally:
+            for h in handles:
+                h.remove()
+        assert ran == [] and token.cancelled

@@ -14,6 +14,7 @@ import pytest
 from engine.errors import DeviceUnavailable
 from engine.events import Done
 from engine.sampling import device, hardware
+from engine.sampling.device_report import device_report_events
 from engine.sampling.hardware import NvidiaDriver, TorchBuild
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,11 +172,11 @@ def test_the_installed_torch_gives_a_reason_only_when_it_is_a_gpu_build():
 def test_device_report_names_the_device_and_its_memory():
     import psutil
 
-    events = list(hardware.device_report_events("cpu", "exact"))
+    events = list(device_report_events("cpu", "exact"))
     assert len(events) == 1 and isinstance(events[0], Done)
     report = events[0].result
     ram = f"{psutil.virtual_memory().total / 1e9:.1f} GB RAM"
     assert report.summary == f"CPU: {hardware.cpu_name()} · {ram} · fp32"
-    failed = list(hardware.device_report_events("mps" if sys.platform != "darwin" else "cuda",
+    failed = list(device_report_events("mps" if sys.platform != "darwin" else "cuda",
                                                 "exact"))
     assert "--device" in failed[0].message

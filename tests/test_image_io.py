@@ -774,13 +774,15 @@ def test_mask_from_array_conventions(caplog):
 
 
 def test_supported_extensions():
-    assert set(SUPPORTED_EXTENSIONS) == {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+    assert set(SUPPORTED_EXTENSIONS) == {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp",
+                                         ".heic", ".heif", ".hif", ".avif"}
     assert is_supported("a/B.JPG") and is_supported(Path("x.tiff"))
+    assert is_supported("IMG_0001.HEIC") and is_supported("x.avif")
     assert not is_supported("anim.gif") and not is_supported("noext")
 
 
 def test_importing_image_io_loads_no_qt_torch_or_opencv():
-    heavy = "{'torch', 'cv2', 'PySide6', 'shiboken6'}"
+    heavy = "{'torch', 'cv2', 'PySide6', 'shiboken6', 'pillow_heif', 'skimage'}"
     code = f"import sys, engine.imageio.files; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

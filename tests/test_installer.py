@@ -508,3 +508,14 @@ def test_build_machine_search_paths_are_removed_and_the_library_still_loads(tmp_
 
         assert ctypes.CDLL(str(lib)).answer() == 42  # still a library the loader takes
     assert elf.read_dynamic(source).needed == [] and elf.needed(source) == []
+
+
+def test_the_face_detector_cascade_goes_where_scikit_image_looks(recipe):
+    from skimage.data import lbp_frontal_face_cascade_filename
+
+    [(source, dest)] = recipe.package_files()
+    expected = Path(lbp_frontal_face_cascade_filename())
+    assert Path(source) == expected and expected.is_file()
+    site = expected.parents[2]  # .../site-packages
+    assert dest == expected.parent.relative_to(site).as_posix()
+    assert "scipy" not in recipe.EXCLUDES  # scikit-image's detector imports it

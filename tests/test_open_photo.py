@@ -38,7 +38,7 @@ class SlowInpainter:
     def __init__(self, delay: float):
         self.delay = delay
 
-    def inpaint(self, images, masks, settings, seed, cancel=None):
+    def inpaint(self, images, masks, settings, seed, cancel=None, phases=False):
         for i in range(settings.network_calls):
             time.sleep(self.delay)
             if cancel is not None:

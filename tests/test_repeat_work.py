@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.events import Done, drain
+from engine.events import Done, Progress, drain
 from engine.removal.job import RemovalJob
 from engine.removal.regions import Region, Window
 from engine.removal.run import EngineHost, batches, run_removal
@@ -126,9 +126,20 @@ def test_batched_regions_equal_one_by_one(tiny_model, tiny_vae):
         inp = MoebiusInpainter(tiny_model, tiny_vae, choose("cpu"))
         inp.max_regions = per_batch
         inp.forward = _recording(tiny_model, batch_sizes)
-        done = list(run_removal(job, None, EngineHost(loader=lambda v, p, inp=inp: inp)))[-1]
+        events = list(run_removal(job, None, EngineHost(loader=lambda v, p, inp=inp: inp)))
+        done = events[-1]
         assert isinstance(done, Done) and done.result.regions == 2
         results.append(done.result.apply_to(img).astype(np.int16))
+        progress = [e for e in events if isinstance(e, Progress)]
+        fractions = [e.fraction for e in progress]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        stages = [e.stage for i, e in enumerate(progress)
+                  if i == 0 or e.stage != progress[i - 1].stage]
+        fill = ["encoding", "denoising", "decoding", "compositing"]
+        assert stages == ["loading"] + fill * (2 // per_batch)
+        said = {e.message for e in progress}
+        assert ("Removing regions 1–2 of 2…" in said) == (per_batch == 2)
+        assert ("Removing region 2 of 2…" in said) == (per_batch == 1)
     # Three network calls of batch 2 per region one by one, then three of batch 4 for both.
     assert batch_sizes == [2] * 6 + [4] * 3
     diff = np.abs(results[0] - results[1])

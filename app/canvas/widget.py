@@ -77,6 +77,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         self._photo: PhotoLayer | None = None
         self._original: tuple[np.ndarray, PhotoLayer] | None = None  # for before/after
         self._comparing = False
+        self._split = 0.0  # before/after split: the original left of this share of the width
         self._overlay: MaskLayer | None = None
         self._zoom = 1.0
         self._emitted_zoom = 0.0  # zoomChanged fires only when the zoom really changes
@@ -127,7 +128,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
             self._bind_history(history, self.history)
         self._doc = doc
         self._photo = PhotoLayer(doc.pixels) if doc else None
-        self._original, self._comparing = None, False
+        self._original, self._comparing, self._split = None, False, 0.0
         self._overlay = MaskLayer(doc.mask.array, self._overlay_color) if doc else None
         self._last_stroke_end = None
         self.fitToWindow()
@@ -152,6 +153,20 @@ class MaskCanvas(CanvasInputMixin, QWidget):
 
     def isShowingOriginal(self) -> bool:
         return self._comparing
+
+    def showSplit(self, original: np.ndarray | None, fraction: float) -> None:
+        """Before/after split: `original` left of a vertical line at `fraction` of the
+        photo's width, the current pixels (and the mask) right of it; 0 or None: off."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if original is None or self._photo is None:
+            fraction = 0.0
+        elif self._original is None or self._original[0] is not original:
+            self._original = (original, PhotoLayer(original))
+        self._split = fraction
+        self.update()
+
+    def split(self) -> float:
+        return self._split
 
     def _bind_history(self, new: HistoryStack, old: HistoryStack | None) -> None:
         undo, redo = self._actions["edit.undo"], self._actions["edit.redo"]
@@ -435,8 +450,24 @@ class MaskCanvas(CanvasInputMixin, QWidget):
             self._draw_layer(painter, photo.images, exposed)
             if self._overlay_visible and not self._comparing and self._overlay is not None:
                 self._draw_layer(painter, self._overlay.images, exposed)
+            if self._split > 0 and not self._comparing and self._original is not None:
+                self._paint_split(painter, photo_rect, exposed)
             painter.restore()
         self._paint_marks(painter)
+
+    def _paint_split(self, painter: QPainter, photo_rect: QRectF, exposed: QRectF) -> None:
+        """The original photo left of the split line (without the mask), then the line."""
+        assert self._original is not None
+        x = photo_rect.left() + self._split * photo_rect.width()
+        left = QRectF(photo_rect.left(), photo_rect.top(), x - photo_rect.left(),
+                      photo_rect.height()).intersected(exposed)
+        if not left.isEmpty():
+            painter.save()
+            painter.setClipRect(left)
+            self._draw_layer(painter, self._original[1].images, left)
+            painter.restore()
+        painter.setPen(QColor(255, 255, 255, 220))
+        painter.drawLine(QPointF(x, photo_rect.top()), QPointF(x, photo_rect.bottom()))
 
     def _paint_marks(self, painter: QPainter) -> None:
         fill = QColor(self._overlay_color)

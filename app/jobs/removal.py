@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import random
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.jobs.worker import JobHandle, Worker
 from app.open_photo import OpenPhoto
 from app.settings import Settings
-from engine.eta import Eta, format_eta
+from engine.eta import Estimate, ProgressEstimator, format_eta
 from engine.events import Done, Failed, Progress
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import run_removal
@@ -31,7 +31,9 @@ class RemovalRun(QObject):
                  handle: JobHandle):
         super().__init__(controller)
         self.controller, self.photo, self.job, self.handle = controller, photo, job, handle
-        self.eta = Eta()
+        self.cost_key = cost_key(job)
+        self.estimator = ProgressEstimator(controller.settings.stage_costs(self.cost_key))
+        self.last_event: Progress | None = None
         handle.progress.connect(self._on_progress)
         handle.done.connect(self._on_done)
         handle.failed.connect(self._on_failed)
@@ -44,22 +46,38 @@ class RemovalRun(QObject):
         """Events of a closed photo's job are not shown (it was cancelled with the photo)."""
         return not self.photo.closed
 
+    @property
+    def showing_progress(self) -> bool:
+        return (self.visible and self.last_event is not None
+                and not self.handle.cancel_requested)
+
     @Slot(object)
     def _on_progress(self, event: Progress) -> None:
-        if self.visible and not self.handle.cancel_requested:
-            self.controller.progress.emit(event.fraction, self._text(event))
+        self.estimator.update(event)
+        self.last_event = event
+        self.show_progress()
 
-    def _text(self, event: Progress) -> str:
+    def show_progress(self) -> None:
+        """Emit where the job stands now (also between events: a step takes seconds)."""
+        if self.showing_progress:
+            estimate = self.estimator.estimate()
+            self.controller.progress.emit(estimate.fraction, self._text(estimate))
+
+    def _text(self, estimate: Estimate) -> str:
+        event = self.last_event
+        assert event is not None
         text = event.message
         if event.stage == "denoising" and event.total > 1:
             text += f" step {event.step}/{event.total}"
-        eta = self.eta.remaining(event.fraction, event.stage)
-        if eta is not None:
-            text += f" · about {format_eta(eta)} left"
+        if estimate.remaining is not None:
+            left = estimate.remaining
+            text += " · almost done" if left < 3 else f" · about {format_eta(left)} left"
         return text
 
     @Slot(object)
     def _on_done(self, event: Done) -> None:
+        # What each stage took here makes the next job's first estimate right.
+        self.controller.settings.set_stage_costs(self.cost_key, self.estimator.costs())
         result: RemovalResult = event.result
         name = "Remove object" if result.regions == 1 else f"Remove {result.regions} objects"
         if not self.photo.apply_removal(self.handle, self.job, result, name):
@@ -83,6 +101,12 @@ class RemovalRun(QObject):
         self.controller._run_finished(self)
 
 
+def cost_key(job: RemovalJob) -> str:
+    """Jobs whose stages cost the same on one machine: engine, device and precision."""
+    s = job.settings
+    return str(s.engine) if s.deterministic else f"{s.engine}-{s.device}-{s.quality}"
+
+
 class RemovalController(QObject):
     started = Signal()
     progress = Signal(float, str)  # fraction, "Removing… step 7/19 · about 0:42 left"
@@ -91,10 +115,15 @@ class RemovalController(QObject):
     ended = Signal()  # a job of the shown photo ended, whatever the outcome
     deviceChanged = Signal(str)  # e.g. "Moebius ft_places2 · CPU fp32"
 
+    TICK_MS = 250  # how often the bar and time left move between a job's events
+
     def __init__(self, worker: Worker, settings: Settings, parent: QObject | None = None):
         super().__init__(parent)
         self.worker, self.settings = worker, settings
         self._runs: list[RemovalRun] = []
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(self.TICK_MS)
+        self._ticker.timeout.connect(self._tick)
 
     def running(self, photo: OpenPhoto | None) -> bool:
         """True while a removal of `photo` is queued or running."""
@@ -130,19 +159,30 @@ class RemovalController(QObject):
         self._submit(photo, job.with_seed(random.randrange(2**31)))
         return None
 
-    def cancel(self, photo: OpenPhoto | None) -> None:
-        for run in self._runs:
-            if run.photo is photo:
-                run.handle.cancel()
+    def cancel(self, photo: OpenPhoto | None) -> bool:
+        """Ask the photo's removals to stop; True if one was running. They stop at the
+        next step or block of the network (or between the parts of a model load)."""
+        runs = [run for run in self._runs if run.photo is photo]
+        for run in runs:
+            run.handle.cancel()
+        return bool(runs)
 
     def _submit(self, photo: OpenPhoto, job: RemovalJob) -> None:
         handle = self.worker.submit(_removal_events(job), f"removal on {photo.name}")
         self._runs.append(RemovalRun(self, photo, job, handle))
+        self._ticker.start()
         self.started.emit()
+
+    @Slot()
+    def _tick(self) -> None:
+        for run in self._runs:
+            run.show_progress()
 
     def _run_finished(self, run: RemovalRun) -> None:
         self._runs.remove(run)
         run.deleteLater()
+        if not self._runs:
+            self._ticker.stop()
         if run.visible:
             self.ended.emit()
 

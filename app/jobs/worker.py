@@ -10,9 +10,11 @@ signal is routed to the handle on the GUI thread (so a handle is only ever touch
 freed, there). Cancellation is cooperative: each handle has its own CancelToken.
 
 Shutting down never waits for a job: the thread is told to stop after the current job
-and is deleted (`deleteLater`) once it has finished; its runner is released then too. A
-model load or a VAE decode cannot be interrupted, so it is abandoned rather than waited
-for; the process waits for such threads only when it exits (`wait_for_abandoned`).
+and is deleted (`deleteLater`) once it has finished; its runner is released then too.
+Jobs check their token between steps, between the network's and the autoencoder's
+blocks and between the parts of a model load, but one part (reading a weight file) cannot
+be interrupted, so a job still in one is abandoned rather than waited for; the process
+waits for such threads only when it exits (`wait_for_abandoned`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MakeEvents = Callable[[CancelToken, EngineHost], Iterator[JobEvent]]
 # finished (Qt aborts the process when a running QThread is destroyed, and the runner
 # must not be freed while its thread may still use it).
 _threads: dict[QThread, _Runner] = {}
+_finishing: set[QThread] = set()  # told to stop after their queued jobs (Worker.finish)
 _threads_lock = threading.Lock()
 
 
@@ -177,16 +180,39 @@ class Worker(QObject):
         else:
             handle._dispatch(cast(JobEvent, what))
 
+    def finish(self) -> None:
+        """Let the jobs already submitted run to their end, then stop; returns at once.
+
+        For work that must not be lost (the edit history's last save when a window
+        closes): unlike `shutdown`, nothing is cancelled. The thread stops itself after
+        the last queued job, so a process that waits for its threads (`wait_for_abandoned`)
+        lets them finish."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        with _threads_lock:
+            _finishing.add(thread)
+        self._start.emit(0, _stop_thread, CancelToken())
+
     def shutdown(self) -> None:
         """Cancel every job and let the thread end on its own; returns at once.
 
-        The thread stops after its current job checks its cancel token (a model load or
-        decode in progress runs to its end first); it is then deleted with deleteLater."""
+        The thread stops after its current job checks its cancel token (a part of a model
+        load in progress runs to its end first); it is then deleted with deleteLater."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
         self.cancel_all()
         thread.quit()  # leaves its event loop once the running job returns
+
+
+def _stop_thread(cancel: CancelToken, host: EngineHost) -> Iterator[JobEvent]:
+    """The last job `Worker.finish` queues: it ends the thread's event loop, which leaves
+    once this job returns (so every job queued before it has run)."""
+    thread = QThread.currentThread()
+    if thread is not None:
+        thread.quit()
+    return iter(())
 
 
 def _finished(thread: QThread) -> bool:
@@ -199,6 +225,7 @@ def _finished(thread: QThread) -> bool:
 def _prune() -> None:
     for thread in [t for t in _threads if _finished(t)]:
         del _threads[thread]
+        _finishing.discard(thread)
 
 
 def wait_for_abandoned(timeout_ms: int) -> bool:
@@ -209,7 +236,8 @@ def wait_for_abandoned(timeout_ms: int) -> bool:
     ok = True
     for thread in threads:
         try:
-            thread.quit()
+            if thread not in _finishing:  # those stop themselves after their last job
+                thread.quit()
             ok = thread.wait(timeout_ms) and ok
         except RuntimeError:  # already deleted: it had finished
             pass

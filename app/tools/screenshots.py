@@ -3,8 +3,10 @@
     xvfb-run -s "-screen 0 1600x1000x24" python -m app.tools.screenshots OUT_DIR [--engine quick]
 
 Opens the sample photo, paints a mask over the power pole and the sign, grabs the
-window, runs a removal with the chosen engine, and grabs it again. Settings go to a
-temporary file, so the person's own preferences are untouched.
+window, runs a removal with the chosen engine, and grabs it again; then the model
+manager as on first use (nothing installed, Places part-way through its download, in a
+temporary models folder). Settings go to a temporary file, so the person's own
+preferences and models are untouched.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ def main(argv: list[str]) -> int:
     from app.settings import Settings
     from app.windows.main_window import MainWindow
 
-    ini = Path(tempfile.mkdtemp()) / "settings.ini"
-    settings = Settings(QSettings(str(ini), QSettings.Format.IniFormat))
+    temp = Path(tempfile.mkdtemp())
+    settings = Settings(QSettings(str(temp / "settings.ini"), QSettings.Format.IniFormat))
     settings.engine_choice = args.engine
-    window = MainWindow(settings)
+    store = _first_use_store(temp / "models")
+    window = MainWindow(settings, store=store)
     window.resize(1400, 900)
     window.show()
     wait(300)
@@ -64,10 +67,31 @@ def main(argv: list[str]) -> int:
         done.exec()
     wait(300)
     window.grab().save(str(args.out / "3-result.png"))
+
+    from app.windows.model_manager import ModelManager
+
+    manager = ModelManager(store, window.worker, window, "ft_places2")
+    manager.show()
+    wait(300)
+    manager.grab().save(str(args.out / "4-models.png"))
+    manager.close()
     window.canvas.history.setClean()  # nothing to ask about on close
     window.close()
     print(f"screenshots in {args.out}")  # noqa: T201 - a command-line tool
     return 0
+
+
+def _first_use_store(root: Path):
+    """A models folder as on first use, with the Places download interrupted part-way (a
+    sparse file: no disk space is used)."""
+    from engine.weights.store import INCOMING, WeightStore
+
+    store = WeightStore(root)
+    part = store.folder("ft_places2") / INCOMING / "diffusion_pytorch_model.bin.partial.part"
+    part.parent.mkdir(parents=True)
+    with open(part, "wb") as f:
+        f.truncate(412_000_000)
+    return store
 
 
 if __name__ == "__main__":

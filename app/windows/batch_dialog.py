@@ -1,5 +1,9 @@
 """Clean a whole folder: choose folders and masks, run `engine.removal.batch` on the app's worker.
 
+Photos whose mask covers more than half of them are not cleaned (see engine/removal/masks.py);
+after such a run the dialog says so and offers to run them again with the masks inverted,
+or as they are once the person confirms.
+
 The batch runs on the same background worker as single removals, so a loaded network is
 reused and the GUI thread only receives events: it never waits. Engine, model, steps,
 seed and device come from the app's settings (shown read-only; changed in Preferences or
@@ -8,10 +12,10 @@ the Model menu), so a batch looks like the removals the user has been trying one
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -32,10 +37,12 @@ from PySide6.QtWidgets import (
 
 from app.jobs.worker import JobHandle, Worker
 from app.settings import QUICK, Settings
+from app.windows.reveal import show_folder
 from engine.errors import MoebiusError, WeightsMissing
 from engine.eta import Eta, format_eta
 from engine.events import Done, Failed, Item
-from engine.removal.batch import BatchJob, BatchProgress, BatchSummary, run_batch
+from engine.removal.batch import BatchJob, BatchProgress, BatchSummary, ItemStatus, run_batch
+from engine.removal.masks import LARGE_MASK_SHARE, MaskPolicy
 from engine.weights import zoo
 
 COLUMNS = ("File", "Status", "Time", "Message")
@@ -55,10 +62,15 @@ def describe_settings(settings: Settings) -> str:
             f"{settings.device} · {settings.quality}")
 
 
+# Answers to "some masks cover most of their photo" (BatchDialog.ask_about_large_masks).
+INVERT, ANYWAY = "invert", "anyway"
+
+
 class BatchDialog(QDialog):
     """Attributes used by tests: input_edit, output_edit, mask_edit, use_masks_folder,
-    use_one_mask, recursive, overwrite, start_button, cancel_button, open_button, table,
-    progress, current_label, summary_label, summary (BatchSummary after a run)."""
+    use_one_mask, recursive, overwrite, invert_masks, start_button, cancel_button,
+    open_button, table, progress, current_label, summary_label, warning_label, summary
+    (BatchSummary after a run)."""
 
     batchFinished = Signal(object)  # BatchSummary, or None when the run stopped early
 
@@ -94,8 +106,13 @@ class BatchDialog(QDialog):
         form.addRow("", row)
         self.recursive = QCheckBox("Include sub-folders (kept in the output)")
         self.overwrite = QCheckBox("Redo photos that already have an output")
+        self.invert_masks = QCheckBox("Masks are inverted (black marks what to remove)")
+        self.invert_masks.setToolTip(
+            f"Photos whose mask covers more than {LARGE_MASK_SHARE:.0%} of them are not "
+            "cleaned: usually their masks mark what to keep.")
         form.addRow("", self.recursive)
         form.addRow("", self.overwrite)
+        form.addRow("", self.invert_masks)
         self.settings_label = QLabel(describe_settings(self.settings))
         hint = QLabel("Engine, steps, seed and device are changed in Preferences and the "
                       "Model menu.")
@@ -114,6 +131,9 @@ class BatchDialog(QDialog):
         self.current_label = QLabel("")
         self.summary_label = QLabel("")
         self.summary_label.setWordWrap(True)
+        self.warning_label = QLabel("")  # photos left alone because of their masks
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #b35c00")
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.start_button = QPushButton("Start")
@@ -137,6 +157,7 @@ class BatchDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.current_label)
         layout.addWidget(self.summary_label)
+        layout.addWidget(self.warning_label)
         layout.addLayout(buttons)
 
     def _path_row(self, browse) -> tuple[QLineEdit, QWidget]:
@@ -190,17 +211,20 @@ class BatchDialog(QDialog):
         return BatchJob(Path(src), Path(out), None if one else Path(mask),
                         Path(mask) if one else None, self.recursive.isChecked(),
                         self.overwrite.isChecked(), self.settings.removal_settings(),
+                        MaskPolicy(invert=self.invert_masks.isChecked()),
                         keep_jpeg_blocks=not self.settings.reencode_jpeg)
 
-    def start(self) -> str | None:
-        """Start the batch on the worker; returns why it cannot, or None."""
+    def start(self, job: BatchJob | None = None) -> str | None:
+        """Start the batch (the fields' job by default) on the worker; returns why it
+        cannot, or None."""
         if self.running:
             return "A batch is already running."
         try:
-            job = self.make_job()
+            job = job or self.make_job()
         except MoebiusError as exc:
             self.summary_label.setText(str(exc))
             return str(exc)
+        self.warning_label.setText("")
         self._job, self.summary = job, None
         self.table.clear()
         self._rows.clear()
@@ -237,13 +261,14 @@ class BatchDialog(QDialog):
 
     def open_output(self) -> QUrl | None:
         url = self.output_url()
-        if url is not None:
-            QDesktopServices.openUrl(url)
+        if url is not None:  # without a file manager: says where the folder is
+            show_folder(self, Path(url.toLocalFile()), "The output folder")
         return url
 
     def _set_running(self, running: bool) -> None:
         for w in (self.input_edit, self.output_edit, self.mask_edit, self.use_masks_folder,
-                  self.use_one_mask, self.recursive, self.overwrite, self.start_button):
+                  self.use_one_mask, self.recursive, self.overwrite, self.invert_masks,
+                  self.start_button):
             w.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.open_button.setEnabled(not running and self.summary is not None)
@@ -281,6 +306,11 @@ class BatchDialog(QDialog):
         self.progress.setValue(STEPS)
         report = f" Report: {summary.report}" if summary.report else ""
         self.summary_label.setText(f"{summary.text()} in {summary.seconds:.1f} s.{report}")
+        large = summary.count(ItemStatus.LARGE_MASK)
+        if large:
+            self.warning_label.setText(
+                f"{large} photo(s) were not cleaned: their mask covers more than half of the "
+                "photo. If your masks mark what to remove in black, tick Masks are inverted.")
 
     @Slot(object)
     def _on_failed(self, event: Failed) -> None:
@@ -293,6 +323,9 @@ class BatchDialog(QDialog):
         if e.stage == "planned":
             for source in e.files:
                 self._row(source)
+            self.current_label.setText(e.message)
+            return
+        if e.stage == "waiting":  # another run is writing to the output folder
             self.current_label.setText(e.message)
             return
         self.progress.setValue(int(round(e.fraction * STEPS)))
@@ -314,6 +347,38 @@ class BatchDialog(QDialog):
         self.batchFinished.emit(self.summary)
         if self._close_when_done:
             super().reject()
+            return
+        large = self.summary.count(ItemStatus.LARGE_MASK) if self.summary else 0
+        if large and self._job is not None:
+            self._offer_large_masks(self._job, large)
+
+    def _offer_large_masks(self, job: BatchJob, count: int) -> None:
+        """Run the photos left alone for their masks again, if the person says how. Only
+        they are run: the others have their output and overwriting is off for this run."""
+        answer = self.ask_about_large_masks(count)
+        if answer == INVERT:
+            self.invert_masks.setChecked(True)
+            policy = MaskPolicy(invert=True)
+        elif answer == ANYWAY:
+            policy = MaskPolicy(invert=job.masks.invert, allow_large=True)
+        else:
+            return
+        self.start(replace(job, overwrite=False, masks=policy))
+
+    def ask_about_large_masks(self, count: int) -> str | None:
+        """INVERT, ANYWAY, or None to leave those photos as they are."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Clean a folder",
+                          f"{count} photo(s) were not cleaned because their mask covers more "
+                          "than half of the photo.", parent=self)
+        box.setInformativeText("Masks mark what to remove in white. If yours mark it in "
+                               "black, they are inverted. If the masks are right, the photos "
+                               "can be cleaned anyway, though most of each is invented then.")
+        invert = box.addButton("&Masks are inverted", QMessageBox.ButtonRole.AcceptRole)
+        anyway = box.addButton("&Clean them anyway", QMessageBox.ButtonRole.ActionRole)
+        box.addButton("&Leave them", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        clicked = box.clickedButton()
+        return INVERT if clicked is invert else ANYWAY if clicked is anyway else None
 
     def reject(self) -> None:
         """Closing (Esc, Close, the window button: QDialog routes them all here) while

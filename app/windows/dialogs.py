@@ -1,8 +1,10 @@
-"""Preferences, and the dialog shown when a chosen fine-tune is not installed yet."""
+"""Preferences. (The dialogs about model weights are in model_dialog.py and
+model_manager.py.)"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,21 +16,26 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
-from engine.errors import MoebiusError
-from engine.events import Done, Failed, Progress
-from engine.weights import zoo
+from app.windows.history_disk import HistoryDiskRow
+from engine.about import APP_NAME as APP
+from engine.sampling.device import DeviceSupport
+from engine.weights.location import ENV_VAR, default_models_dir, models_folder
 
 DEVICES = [("auto", "Automatic (GPU if there is one)"), ("cpu", "CPU"),
            ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (Metal)")]
+# The device setting in a few words, for the status bar before a removal has run.
+DEVICE_WORDS = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "cuda": "NVIDIA GPU",
+                "mps": "Apple GPU"}
 QUALITIES = [("auto", "Automatic: fast on a GPU, exact on the CPU"),
              ("exact", "Exact: full precision, the reference's numbers"),
              ("fast", "Fast: half precision where the hardware has it; pixels differ slightly")]
@@ -41,7 +48,8 @@ class PreferencesDialog(QDialog):
     in_use_ready = Signal()
 
     def __init__(self, settings: Settings, parent: QWidget | None = None,
-                 worker: Worker | None = None):
+                 worker: Worker | None = None, devices: list[DeviceSupport] | None = None,
+                 history: HistoryKeeper | None = None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.settings = settings
@@ -50,9 +58,7 @@ class PreferencesDialog(QDialog):
         form = QFormLayout()
 
         self.device = QComboBox()
-        for key, label in DEVICES:
-            self.device.addItem(label, key)
-        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        self._add_devices(devices if devices is not None else _probe_devices())
         form.addRow("Device:", self.device)
 
         self.quality = QComboBox()
@@ -110,12 +116,26 @@ class PreferencesDialog(QDialog):
 
         models_row = QHBoxLayout()
         self.models_dir = QLineEdit(settings.models_dir)
-        self.models_dir.setPlaceholderText("default (your user data folder)")
+        self.models_dir.setPlaceholderText(f"default: {default_models_dir()}")
+        self.models_dir.setToolTip("Where the Moebius models are kept; the command line "
+                                   "uses the same folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         models_row.addWidget(self.models_dir)
         models_row.addWidget(browse)
         form.addRow("Models folder:", models_row)
+        used = models_folder()
+        if used.source == "environment":  # the variable wins over this setting
+            self.models_dir.setEnabled(False)
+            browse.setEnabled(False)
+            note = QLabel(f"Set by the {ENV_VAR} environment variable: {used.path}")
+            note.setWordWrap(True)
+            form.addRow("", note)
+
+        self.history: HistoryDiskRow | None = None
+        if history is not None:
+            self.history = HistoryDiskRow(history, settings.history_limit_mb)
+            form.addRow("Edit histories:", self.history)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
@@ -133,7 +153,7 @@ class PreferencesDialog(QDialog):
             return
         if self._probe is not None:
             self._probe.cancel()  # its answer is for settings no longer chosen
-        from engine.sampling.hardware import device_report_events
+        from engine.sampling.device_report import device_report_events
 
         device, quality = self.device.currentData(), self.quality.currentData()
         self.in_use.setText("Checking…")
@@ -156,6 +176,23 @@ class PreferencesDialog(QDialog):
             self.in_use.setText(report.summary + (f"\n{report.note}" if report.note else ""))
         self.in_use_ready.emit()
 
+    def _add_devices(self, devices: list[DeviceSupport]) -> None:
+        """Every device choice; those this computer lacks are greyed out, with the reason."""
+        support = {d.device: d for d in devices}
+        model = self.device.model()
+        assert isinstance(model, QStandardItemModel)
+        for key, label in DEVICES:
+            info = support.get(key)
+            available = info is None or info.available
+            self.device.addItem(label if available else f"{label}: not available", key)
+            added = model.item(self.device.count() - 1)
+            if not available and info is not None and added is not None:
+                added.setEnabled(False)
+                added.setToolTip(f"Not available: {info.reason}")
+        index = self.device.findData(self.settings.device)
+        chosen = model.item(index) if index >= 0 else None
+        self.device.setCurrentIndex(index if chosen is not None and chosen.isEnabled() else 0)
+
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
         if folder:
@@ -170,7 +207,11 @@ class PreferencesDialog(QDialog):
         s.seed = -1 if self.random_seed.isChecked() else self.seed.value()
         s.colour_match = self.colour_match.isChecked()
         s.reencode_jpeg = self.reencode_jpeg.isChecked()
-        s.models_dir = self.models_dir.text().strip()
+        if self.models_dir.isEnabled():
+            s.models_dir = self.models_dir.text().strip()
+        if self.history is not None:
+            s.history_limit_mb = self.history.limit.value()
+            self.history.keeper.store.limit = s.history_limit_mb * 2**20
         super().accept()
 
     def done(self, result: int) -> None:
@@ -180,142 +221,25 @@ class PreferencesDialog(QDialog):
         super().done(result)
 
 
-class ModelDialog(QDialog):
-    """A fine-tune's weights are missing: download, import, or use Quick instead.
+def _probe_devices() -> list[DeviceSupport]:
+    """Which devices this computer has (imports torch once: a moment's wait)."""
+    from PySide6.QtGui import QGuiApplication
 
-    Result: Accepted when the model is ready; `use_quick` is True when the person chose
-    the Quick engine instead.
-    """
+    from engine.sampling.device import device_support
 
-    def __init__(self, variant: str, store, worker: Worker, parent: QWidget | None = None):
-        super().__init__(parent)
-        from engine.weights.jobs import download_events, import_events
+    QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+    try:
+        return device_support()
+    finally:
+        QGuiApplication.restoreOverrideCursor()
 
-        self._download_events, self._import_events = download_events, import_events
-        self.entry = zoo.resolve(variant)
-        self.store, self.worker = store, worker
-        self.use_quick = False
-        self._job: JobHandle | None = None
-        self.setWindowTitle(f"{self.entry.name} is not installed")
-        vae_ready = store.status(zoo.VAE.id) == "ready"
-        size_mb = self.entry.size // 1_000_000 + (0 if vae_ready else zoo.VAE.size // 1_000_000)
-        self.text = QLabel(
-            f"<b>{self.entry.name}</b>: {self.entry.description}<br><br>"
-            f"Its weights are not on this computer yet (about {size_mb} MB to download"
-            f"{'' if vae_ready else ', including the shared autoencoder'}). "
-            "You can download them now, import files you already have, or use the "
-            "Quick engine, which needs no download."
-        )
-        self.text.setWordWrap(True)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.bar = QProgressBar()
-        self.bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.download = QPushButton("Download")
-        self.download.setDefault(True)
-        self.import_ = QPushButton("Import from disk…")
-        self.quick = QPushButton("Use Quick instead")
-        self.cancel = QPushButton("Cancel")
-        self.download.clicked.connect(self._start_download)
-        self.import_.clicked.connect(self._import)
-        self.quick.clicked.connect(self._choose_quick)
-        self.cancel.clicked.connect(self._cancel)
-        row = QHBoxLayout()
-        for b in (self.download, self.import_, self.quick):
-            row.addWidget(b)
-        row.addStretch(1)
-        row.addWidget(self.cancel)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.text)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.status)
-        layout.addLayout(row)
-        self.setMinimumWidth(520)
-
-    def _busy(self, busy: bool) -> None:
-        for b in (self.download, self.import_, self.quick):
-            b.setEnabled(not busy)
-        self.bar.setVisible(busy)
-
-    def _start_download(self) -> None:
-        variant = self.entry.id
-        self.status.setText("Connecting…")
-        self._busy(True)
-        self.bar.setRange(0, 0)
-        store, download = self.store, self._download_events
-
-        def make_events(cancel, host):
-            return download(store, variant, cancel)
-
-        self._watch(self.worker.submit(make_events, f"download {variant}"))
-
-    def _import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, f"Import {self.entry.name} weights", "",
-            "Weights (*.bin *.safetensors);;All files (*)")
-        if path:
-            self.import_path(path)
-
-    def import_path(self, path: str) -> None:
-        self._busy(True)
-        self.bar.setRange(0, 0)
-        variant, store, import_ = self.entry.id, self.store, self._import_events
-
-        def make_events(cancel, host):
-            return import_(store, variant, path, cancel)
-
-        self._watch(self.worker.submit(make_events, f"import {variant}"))
-
-    def _watch(self, handle: JobHandle) -> None:
-        self._job = handle
-        handle.progress.connect(self._on_progress)
-        handle.done.connect(self._on_done)
-        handle.failed.connect(self._on_failed)
-        handle.cancelled.connect(self._on_failed)
-        handle.finished.connect(self._on_finished)
-
-    def _choose_quick(self) -> None:
-        self.use_quick = True
-        self.reject()
-
-    def _cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self.status.setText("Cancelling…")
-        else:
-            self.reject()
-
-    @Slot(object)
-    def _on_progress(self, event: Progress) -> None:
-        if event.total > 1:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(event.fraction * 1000))
-        self.status.setText(event.message)
-
-    @Slot(object)
-    def _on_done(self, event: Done) -> None:
-        try:
-            self.store.paths(self.entry.id)  # the variant and the autoencoder
-        except MoebiusError as exc:  # e.g. imported the network, autoencoder missing
-            self._busy(False)
-            self.status.setText(str(exc))
-            return
-        self.status.setText("Ready.")
-        self.accept()
-
-    @Slot(object)
-    def _on_failed(self, event: Failed) -> None:
-        self._busy(False)
-        self.status.setText(event.message)
-
-    @Slot()
-    def _on_finished(self) -> None:
-        self._job = None
-
-    def done(self, result: int) -> None:
-        if self._job is not None:  # closing the window cancels a running transfer
-            self._job.cancel()
-        super().done(result)
+def ask_large_mask(parent: QWidget, share: float) -> bool:
+    """Ask before a removal replaces most of the photo; True if the person wants that."""
+    answer = QMessageBox.question(
+        parent, APP,
+        f"The mask covers {share:.0%} of the photo, so most of the picture would be "
+        "replaced by invented content.\n\nRemove all of it anyway?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes

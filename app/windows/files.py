@@ -18,8 +18,11 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 from app.assets import SAMPLE_PHOTO
 from app.open_photo import OpenPhoto
 from engine.about import APP_NAME as APP
+from engine.disk import remove_stale_temps
 from engine.errors import MoebiusError
+from engine.imageio.checks import check_output
 from engine.imageio.files import SUPPORTED_EXTENSIONS, is_supported, save_image
+from engine.imageio.loaded import untitled
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -33,6 +36,8 @@ SAVE_FILTERS = {
     "WebP (*.webp)": ".webp",
     "TIFF (*.tif *.tiff)": ".tif",
     "BMP (*.bmp)": ".bmp",
+    "HEIC (*.heic *.heif)": ".heic",
+    "AVIF (*.avif)": ".avif",
 }
 
 
@@ -47,6 +52,7 @@ class FileActions(QMainWindow):
         recent_menu: QMenu
 
         def set_photo(self, photo: OpenPhoto | None) -> None: ...
+        def _after_save(self, photo: OpenPhoto, path: Path) -> None: ...  # saved to path
 
     @staticmethod
     def image_filter() -> str:
@@ -124,9 +130,9 @@ class FileActions(QMainWindow):
                               parent=self)
             box.setInformativeText("The original photo is replaced by the edited one. "
                                    "Choose Save As to keep the original.")
-            replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
-            save_as = box.addButton("Save As…", QMessageBox.ButtonRole.ActionRole)
-            box.addButton(QMessageBox.StandardButton.Cancel)
+            replace = box.addButton("&Replace", QMessageBox.ButtonRole.AcceptRole)
+            save_as = box.addButton("Save &As…", QMessageBox.ButtonRole.ActionRole)
+            box.addButton("&Cancel", QMessageBox.ButtonRole.RejectRole)
             box.exec()
             if box.clickedButton() is save_as:
                 return self.save_as()
@@ -144,6 +150,7 @@ class FileActions(QMainWindow):
             photo.set_path(target)
             photo.confirmed_overwrite = True  # the person chose this file
             self.settings.add_recent(str(target.resolve()))
+            self.welcome.setRecent(self.settings.recent_files)
             return True
         return False
 
@@ -154,9 +161,12 @@ class FileActions(QMainWindow):
     def _ask_target(self, title: str, suffix: str) -> Path | None:
         if self.photo is None:
             return None
-        src = self.photo.path or Path("photo.jpg")
+        src = self.photo.path or Path("Untitled.png")
         ext = src.suffix.lower() if is_supported(src) else ".png"
-        default = self._folder() / f"{src.stem}{suffix}{ext}"
+        stem = src.stem if src.stem.endswith(suffix) else f"{src.stem}{suffix}"  # once only
+        default = self._folder() / (f"{stem}{ext}" if self.photo.path else src.name)
+        if default == self.photo.path:  # never suggest writing over the file being edited
+            default = default.with_name(f"{stem}-copy{ext}")
         wanted = next((f for f, e in SAVE_FILTERS.items() if e == ext.replace(".jpeg", ".jpg")
                        .replace(".tiff", ".tif")), None)
         name, chosen = QFileDialog.getSaveFileName(self, title, str(default),
@@ -170,11 +180,16 @@ class FileActions(QMainWindow):
 
     def _write(self, target: Path, mark_clean: bool) -> bool:
         photo = self.photo
-        if photo is None or photo.loaded is None:
+        if photo is None:
             return False
+        pixels = np.asarray(photo.document.pixels)
+        loaded = photo.loaded or untitled(pixels)  # a picture from no file saves as it is
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            saved = save_image(target, photo.loaded, np.asarray(photo.document.pixels),
+            # Whatever can be known before encoding (the person confirmed replacing).
+            check_output(target, overwrite=True, default_format=loaded.format)
+            remove_stale_temps(target.parent)  # left by a save that was killed
+            saved = save_image(target, loaded, pixels,
                                overwrite=True,
                                keep_jpeg_blocks=not self.settings.reencode_jpeg)
         except MoebiusError as exc:
@@ -184,6 +199,7 @@ class FileActions(QMainWindow):
         QGuiApplication.restoreOverrideCursor()
         if mark_clean:
             photo.mark_saved()
+            self._after_save(photo, target)
         note = f" ({saved.note})" if saved.note else ""
         self.statusBar().showMessage(f"Saved {target}{note}", 8000)
         log.info("saved %s", target)
@@ -193,13 +209,16 @@ class FileActions(QMainWindow):
         """True if there is nothing unsaved, or the person saved or chose to discard it."""
         if self.photo is None or not self.photo.is_modified:
             return True
-        answer = QMessageBox.question(
-            self, APP, f"Save the changes to {self.photo.name}?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-        if answer == QMessageBox.StandardButton.Save:
+        box = QMessageBox(QMessageBox.Icon.Question, APP,
+                          f"Save the changes to {self.photo.name}?", parent=self)
+        save = box.addButton("&Save", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Do&n't save", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("&Cancel", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(save)
+        box.exec()
+        if box.clickedButton() is save:
             return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+        return box.clickedButton() is discard
 
     # -- drag and drop --------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""The main window: canvas, menus, toolbar, status bar, files, and the removal workflow.
+"""The main window: canvas, menus, toolbar, status bar and History panel.
 
 The window shows one `OpenPhoto` at a time (`self.photo`), which owns everything about
 that photo. The GUI thread only paints and dispatches: removals, downloads and batches
-run on the `Worker`'s thread (see app/jobs/worker.py, app/jobs/removal.py).
+run on the `Worker`'s thread (see app/jobs/worker.py, app/jobs/removal.py). Its commands
+are in mixins: files (files.py), removal, compare and mask (edit_actions.py), and the
+Model menu (model_actions.py).
 """
 
 from __future__ import annotations
@@ -10,19 +12,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
-    QDesktopServices,
-    QKeyEvent,
     QKeySequence,
     QShortcut,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -30,48 +28,72 @@ from PySide6.QtWidgets import (
     QSlider,
     QStackedWidget,
     QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.canvas.widget import MaskCanvas
 from app.history import HistoryStack
 from app.icons import icon
+from app.jobs.keeper import HistoryKeeper
 from app.jobs.removal import RemovalController
+from app.jobs.suggest import SuggestionController
 from app.jobs.worker import Worker
 from app.open_photo import OpenPhoto
 from app.settings import QUICK, Settings
-from app.windows.dialogs import ModelDialog, PreferencesDialog
+from app.windows.dialogs import DEVICE_WORDS, PreferencesDialog
+from app.windows.edit_actions import EditActions
+from app.windows.everyday import EverydayActions
 from app.windows.files import FileActions
+from app.windows.geometry import place_window
 from app.windows.history_panel import HistoryPanel
+from app.windows.model_actions import ModelActions
+from app.windows.shortcut_sheet import ShortcutSheet
+from app.windows.suggestion_bar import SuggestionBar
 from app.windows.welcome import WelcomePage
 from engine.about import APP_NAME as APP
-from engine.errors import MoebiusError, WeightsMissing
-from engine.events import Failed
+from engine.document.history_store import HistoryStore
 from engine.removal.run import EngineHost
 from engine.weights import zoo
 
 log = logging.getLogger(__name__)
 
-COMPARE_KEY = Qt.Key.Key_Backslash  # hold to see the original, as in many photo editors
 
-
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(EditActions, ModelActions, FileActions, EverydayActions, QMainWindow):
     def __init__(self, settings: Settings | None = None, store=None,
-                 host: EngineHost | None = None):
+                 host: EngineHost | None = None, history_store: HistoryStore | None = None):
         super().__init__()
         self.settings = settings or Settings()
         self._store = store
+        self._device_in_use: str | None = None  # "CPU fp32" once a removal has run
+        self.installed: dict[str, bool] = {}  # filled by mark_installed()
         self.worker = Worker(host or EngineHost(loader=self._load_model), self)
+        # Light background work (faces, the edit history on disk) on its own thread, so it
+        # never waits behind a removal, nor a removal behind it.
+        self.background = Worker(EngineHost(), self)
         self.canvas = MaskCanvas(self)
         self.jobs = RemovalController(self.worker, self.settings, self)
+        limit = self.settings.history_limit_mb * 2**20
+        self.keeper = HistoryKeeper(self.background,
+                                    history_store or HistoryStore(limit=limit), self)
+        self.suggestions = SuggestionController(self.background, self.settings, self)
         self._closing = False
         self.photo: OpenPhoto | None = None
         self.welcome = WelcomePage()
+        self.suggestion_bar = SuggestionBar()
+        self.canvas_page = QWidget()  # the photo, with the suggestion bar above it
+        page = QVBoxLayout(self.canvas_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        page.setSpacing(0)
+        page.addWidget(self.suggestion_bar)
+        page.addWidget(self.canvas, 1)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
-        self.stack.addWidget(self.canvas)
+        self.stack.addWidget(self.canvas_page)
         self.setCentralWidget(self.stack)
         self.setAcceptDrops(True)
-        self.resize(1280, 820)
+        if self.settings.brush_size > 0:
+            self.canvas.setBrushSize(self.settings.brush_size)
 
         self._build_actions()
         self._build_menus()
@@ -80,49 +102,14 @@ class MainWindow(FileActions, QMainWindow):
         self._build_history_dock()
         self._connect()
         self.welcome.setRecent(self.settings.recent_files)
+        self._show_history(None)
         self._update_title()
         self._update_enabled()
+        self.mark_installed()
         self.canvas.installEventFilter(self)
-
-    # -- weights and the model ------------------------------------------------------------
-
-    def store(self):
-        """The weights store for the configured models folder."""
-        if self._store is None:
-            from engine.weights.store import WeightStore
-
-            self._store = WeightStore(self.settings.models_dir or None)
-        return self._store
-
-    def _load_model(self, variant: str, placement):
-        """Runs on the worker thread when a removal first needs the network."""
-        from engine.sampling.inpainter import MoebiusInpainter
-
-        unet, vae = self.store().paths(variant)
-        return MoebiusInpainter.load(unet, vae, placement)
-
-    def ensure_model(self) -> bool:
-        """True when the chosen engine can run now; offers download/import/Quick if not."""
-        choice = self.settings.engine_choice
-        if choice == QUICK:
-            return True
-        try:
-            self.store().paths(choice)
-            return True
-        except MoebiusError:
-            pass
-        dialog = ModelDialog(choice, self.store(), self.worker, self)
-        accepted = dialog.exec() == ModelDialog.DialogCode.Accepted
-        if dialog.use_quick:
-            self.set_engine_choice(QUICK)
-            return True
-        return accepted
-
-    def set_engine_choice(self, choice: str) -> None:
-        self.settings.engine_choice = choice
-        for action in self.engine_group.actions():
-            action.setChecked(action.data() == choice)
-        self._update_status()
+        if self.settings.window_state is not None:
+            self.restoreState(self.settings.window_state)
+        place_window(self, self.settings.window_geometry)
 
     # -- actions --------------------------------------------------------------------------
 
@@ -168,7 +155,15 @@ class MainWindow(FileActions, QMainWindow):
         self.a_grow = a("&Grow mask…", self.grow_mask, None, "mask.grow")
         self.a_shrink = a("S&hrink mask…", self.shrink_mask, None, "mask.shrink")
         self.a_load_mask = a("&Load mask from file…", self.load_mask_dialog)
+        self.a_save_mask = a("&Save mask…", self.save_mask_dialog, None, None,
+                             "Save the mask as a PNG (white = remove) for --mask or Load mask")
+        self.a_paste = a("&Paste as new photo", self.paste, std.Paste, None,
+                         "Open the picture on the clipboard as a new, untitled photo")
+        self.a_copy_image = a("&Copy image", self.copy_image, std.Copy, None,
+                              "Copy the picture as it is now to the clipboard")
         self.a_models_dir = a("Open the models &folder", self.open_models_folder)
+        self.a_manage = a("&Manage models…", self.manage_models, None, "model",
+                          "Download, import, check or remove the Moebius models")
         self.a_shortcuts = a("&Keyboard shortcuts", self.show_shortcuts, std.HelpContents)
         self.a_about = a("&About Moebius Studio", self.show_about)
         self.esc = QShortcut(QKeySequence("Esc"), self, self.cancel_removal)
@@ -176,10 +171,7 @@ class MainWindow(FileActions, QMainWindow):
 
         self.engine_group = QActionGroup(self)
         self.engine_actions = []
-        entries = [(QUICK, "Quick (no download)",
-                    "Classical inpainting: instant, fine for small spots on plain backgrounds")]
-        entries += [(e.id, f"Moebius: {e.name}", e.description) for e in zoo.VARIANTS.values()]
-        for key, text, tip in entries:
+        for key, text, tip in self.engine_entries():
             act = a(text, self._engine_picked, None, None, tip, checkable=True)
             act.setData(key)
             act.setChecked(key == self.settings.engine_choice)
@@ -203,6 +195,8 @@ class MainWindow(FileActions, QMainWindow):
         m = bar.addMenu("&Edit")
         m.addActions([c["edit.undo"], c["edit.redo"]])
         m.addSeparator()
+        m.addActions([self.a_copy_image, self.a_paste])
+        m.addSeparator()
         m.addActions([self.a_remove, self.a_retry, self.a_cancel])
         m.addSeparator()
         m.addAction(self.a_prefs)
@@ -212,7 +206,7 @@ class MainWindow(FileActions, QMainWindow):
         m.addActions([c["brush.smaller"], c["brush.larger"]])
         m.addSeparator()
         m.addActions([c["mask.clear"], c["mask.invert"], self.a_grow, self.a_shrink,
-                      self.a_load_mask])
+                      self.a_load_mask, self.a_save_mask])
         m = bar.addMenu("&View")
         m.addActions([c["zoom.in"], c["zoom.out"], c["zoom.fit"], c["zoom.actual"]])
         m.addSeparator()
@@ -223,7 +217,8 @@ class MainWindow(FileActions, QMainWindow):
         m.addSeparator()
         m.addActions(self.engine_actions[1:])
         m.addSeparator()
-        m.addAction(self.a_models_dir)
+        m.addActions([self.a_manage, self.a_models_dir])
+        m.aboutToShow.connect(self.mark_installed)
         m = bar.addMenu("&Help")
         m.addActions([self.a_shortcuts, self.a_about])
 
@@ -247,6 +242,15 @@ class MainWindow(FileActions, QMainWindow):
         tb.addWidget(self.size_label)
         tb.addSeparator()
         tb.addActions([c["overlay.toggle"], self.a_compare])
+        self.split_label = QLabel(" Before | after ")
+        tb.addWidget(self.split_label)
+        self.split_slider = QSlider(Qt.Orientation.Horizontal)
+        self.split_slider.setRange(0, 100)
+        self.split_slider.setFixedWidth(110)
+        self.split_slider.setToolTip("Before / after: slide right to show the original photo "
+                                     "left of a line (or hold \\ to see all of it)")
+        self.split_slider.setAccessibleName("Before and after split")
+        tb.addWidget(self.split_slider)
         tb.addSeparator()
         self.engine_button = QToolButton()
         self.engine_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -285,6 +289,7 @@ class MainWindow(FileActions, QMainWindow):
         self.history_panel = HistoryPanel(self.canvas.history)
         self.canvas.historyChanged.connect(self._history_changed)
         dock.setWidget(self.history_panel)
+        self.history_dock = dock
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.view_menu.addSeparator()
         self.view_menu.addAction(dock.toggleViewAction())
@@ -293,6 +298,7 @@ class MainWindow(FileActions, QMainWindow):
         self.welcome.openRequested.connect(self.open_dialog)
         self.welcome.pathRequested.connect(self._open_requested)
         self.size_slider.valueChanged.connect(self.canvas.setBrushSize)
+        self.split_slider.valueChanged.connect(self._split_changed)
         self.canvas.brushSizeChanged.connect(self._brush_size_changed)
         self.canvas.zoomChanged.connect(self._update_status)
         self.canvas.maskChanged.connect(self._update_enabled)
@@ -301,7 +307,11 @@ class MainWindow(FileActions, QMainWindow):
         self.jobs.finished.connect(self._job_finished)
         self.jobs.failed.connect(self._job_failed)
         self.jobs.ended.connect(self._job_ended)
-        self.jobs.deviceChanged.connect(self.device_status.setText)
+        self.jobs.deviceChanged.connect(self._device_used)
+        self.keeper.restored.connect(self._history_restored)
+        self.suggestions.offered.connect(self._suggestion_offered)
+        self.suggestion_bar.switchRequested.connect(self._suggestion_taken)
+        self.suggestion_bar.keepRequested.connect(self._suggestion_declined)
 
     # -- the open photo -------------------------------------------------------------------
 
@@ -309,7 +319,10 @@ class MainWindow(FileActions, QMainWindow):
         """Show `photo` (None: the welcome page). The previous photo is closed: its jobs
         are cancelled and their results will never be applied (to it or to this one)."""
         old, self.photo = self.photo, photo
+        self.suggestion_bar.dismiss()
         if old is not None:
+            self.keeper.photo_closing(old)  # its last edits go to disk (in the background)
+            self.suggestions.photo_closed(old)
             self.jobs.cancel(old)
             old.close()
             old.pathChanged.disconnect(self._update_title)
@@ -318,6 +331,10 @@ class MainWindow(FileActions, QMainWindow):
         if photo is not None:
             photo.pathChanged.connect(self._update_title)
             photo.jobsChanged.connect(self._update_enabled)
+            self.keeper.photo_opened(photo)  # these two only queue background jobs
+            self.suggestions.photo_opened(photo)
+        self.split_slider.setValue(0)
+        self._show_history(photo)
         self._show_canvas(photo is not None)
         self._job_ended()
         self._update_title()
@@ -330,6 +347,11 @@ class MainWindow(FileActions, QMainWindow):
         stack.cleanChanged.connect(self._update_title)
         stack.indexChanged.connect(self._update_enabled)
 
+    def _show_history(self, photo: OpenPhoto | None) -> None:
+        """With no photo the History panel says so, rather than listing an "Original"."""
+        self.history_panel.setEmptyLabel("Original" if photo is not None else "No photo open")
+        self.history_panel.setEnabled(photo is not None)
+
     @Slot(str)
     def _open_requested(self, path: str) -> None:
         self.open_path(Path(path))
@@ -340,117 +362,18 @@ class MainWindow(FileActions, QMainWindow):
         if action is not None:
             self.set_engine_choice(action.data())
 
-    # -- removal --------------------------------------------------------------------------
-
-    def remove(self) -> None:
-        if self.jobs.running(self.photo):
-            return
-        if self.photo is None or not self.photo.document.mask.any():
-            self.statusBar().showMessage("Paint over what should disappear first.", 5000)
-            return
-        if not self.ensure_model():
-            return
-        reason = self.jobs.start(self.photo)
-        if reason:
-            self.statusBar().showMessage(reason, 5000)
-
-    def try_again(self) -> None:
-        if not self.ensure_model():
-            return
-        reason = self.jobs.try_again(self.photo)
-        if reason:
-            self.statusBar().showMessage(reason, 5000)
-
-    def cancel_removal(self) -> None:
-        self.jobs.cancel(self.photo)
-
-    def _job_started(self) -> None:
-        self.progress.setValue(0)
-        self.progress_text.setText("Starting…")
-        for w in (self.progress_text, self.progress, self.cancel_button):
-            w.setVisible(True)
-        self.esc.setEnabled(True)
-        self._update_enabled()
-
-    def _job_progress(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(fraction * 1000))
-        self.progress_text.setText(text)
-
-    @Slot()
-    def _job_ended(self) -> None:
-        if self._closing:
-            return
-        if self.jobs.running(self.photo):
-            return
-        for w in (self.progress_text, self.progress, self.cancel_button):
-            w.setVisible(False)
-        self.esc.setEnabled(False)
-        self._update_enabled()
-
-    @Slot(str)
-    def _job_finished(self, message: str) -> None:
-        self.statusBar().showMessage(message, 10000)
-
-    @Slot(object)
-    def _job_failed(self, event: Failed) -> None:
-        if event.is_a(WeightsMissing):  # e.g. files removed since the check: offer them again
-            self.statusBar().showMessage("The model's weights are missing.", 8000)
-            if self.ensure_model():
-                self.remove()
-        elif event.cancelled:
-            self.statusBar().showMessage("Cancelled; the photo was not changed.", 8000)
-        else:
-            QMessageBox.warning(self, APP, event.message)
-
-    # -- compare --------------------------------------------------------------------------
-
-    def toggle_compare(self, on: bool) -> None:
-        original = self.photo.original_pixels if (on and self.photo is not None) else None
-        self.canvas.showOriginal(original)
-        self.a_compare.setChecked(self.canvas.isShowingOriginal())
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if isinstance(event, QKeyEvent) and event.key() == COMPARE_KEY \
-                and not event.isAutoRepeat():
-            self.toggle_compare(event.type() == QEvent.Type.KeyPress)
-            return True
-        return super().eventFilter(obj, event)
-
-    # -- mask helpers ---------------------------------------------------------------------
-
-    def grow_mask(self) -> None:
-        self._resize_mask(True)
-
-    def shrink_mask(self) -> None:
-        self._resize_mask(False)
-
-    def _resize_mask(self, grow: bool) -> None:
-        verb = "Grow" if grow else "Shrink"
-        px, ok = QInputDialog.getInt(self, f"{verb} mask", "Pixels:", 8, 1, 500)
-        if ok:
-            (self.canvas.growMask if grow else self.canvas.shrinkMask)(px)
-
-    def load_mask_dialog(self) -> None:
-        doc = self.canvas.document()
-        if doc is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Load mask", str(self._folder()),
-                                              self.image_filter())
-        if path:
-            from engine.imageio.files import load_mask
-
-            try:
-                self.canvas.setMaskArray(load_mask(path, (doc.width, doc.height), resize=True))
-            except MoebiusError as exc:
-                QMessageBox.warning(self, APP, str(exc))
-
     # -- other dialogs --------------------------------------------------------------------
 
     def open_preferences(self) -> None:
-        before = self.settings.models_dir
-        dialog = PreferencesDialog(self.settings, self, self.worker)
-        if dialog.exec() and self.settings.models_dir != before:
-            self._store = None  # a new models folder: look there from now on
+        before = (self.settings.models_dir, self.settings.device, self.settings.quality)
+        dialog = PreferencesDialog(self.settings, self, self.worker, history=self.keeper)
+        if dialog.exec():
+            models, device, quality = before
+            if self.settings.models_dir != models:
+                self.models_folder_changed()
+            if (self.settings.device, self.settings.quality) != (device, quality):
+                self._device_in_use = None  # the next run says which device it got
+        dialog.deleteLater()
         self._update_status()
 
     def open_batch(self) -> None:
@@ -460,22 +383,10 @@ class MainWindow(FileActions, QMainWindow):
         dialog.exec()
         dialog.deleteLater()  # it listens to the worker: do not keep closed ones around
 
-    def open_models_folder(self) -> None:
-        folder = self.store().root
-        folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
     def show_shortcuts(self) -> None:
-        rows = [("Enter", "Remove what the mask covers"), ("Esc", "Cancel a running removal"),
-                ("Ctrl+R", "Try again with a new seed"), ("B / E / R / L",
-                 "Brush / eraser / rectangle / lasso"), ("[ and ]", "Brush size"),
-                ("Alt + drag", "The opposite action (erase)"), ("H", "Show or hide the mask"),
-                ("\\ (hold)", "See the original photo"), ("Space + drag", "Pan"),
-                ("Wheel, Ctrl + / Ctrl -", "Zoom"), ("Ctrl+0 / Ctrl+1", "Fit / 100 %"),
-                ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo"), ("Ctrl+D", "Clear the mask"),
-                ("Ctrl+S / Ctrl+E", "Save / export a copy"), ("Ctrl+B", "Clean a folder")]
-        html = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in rows)
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{html}</table>")
+        sheet = ShortcutSheet(self.menuBar(), self)
+        sheet.exec()
+        sheet.deleteLater()
 
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APP}", f"<h3>{APP}</h3><p>Object removal with "
@@ -483,6 +394,12 @@ class MainWindow(FileActions, QMainWindow):
                           "in our own clean-room implementation.</p>")
 
     # -- state display --------------------------------------------------------------------
+
+    @Slot(str)
+    def _device_used(self, engine: str) -> None:
+        """A removal ran: its description ends with the device it used ("CPU fp32")."""
+        self._device_in_use = engine.rsplit(" · ", 1)[-1] if " · " in engine else None
+        self._update_status()
 
     def _brush_size_changed(self, size: int) -> None:
         self.size_slider.blockSignals(True)
@@ -505,11 +422,14 @@ class MainWindow(FileActions, QMainWindow):
         self.zoom_status.setText(f"{self.canvas.zoom():.0%}" if doc else "")
         choice = self.settings.engine_choice
         name = "Quick" if choice == QUICK else zoo.resolve(choice).name
-        self.engine_button.setText(name)
+        missing = choice != QUICK and not self.installed.get(choice, True)
+        self.engine_button.setText(f"{name} (not installed)" if missing else name)
         if choice == QUICK:
             self.device_status.setText("Quick · CPU")
-        elif not self.device_status.text().startswith("Moebius"):
-            self.device_status.setText(f"Device: {self.settings.device}")
+        else:
+            device = self._device_in_use or DEVICE_WORDS.get(self.settings.device,
+                                                             self.settings.device)
+            self.device_status.setText(f"Moebius {name} · {device}")
 
     @Slot()
     def _update_enabled(self) -> None:
@@ -521,14 +441,22 @@ class MainWindow(FileActions, QMainWindow):
         has_mask = doc is not None and doc.mask.any()
         self.a_remove.setEnabled(has_mask and not running)
         self.a_retry.setEnabled(self.jobs.can_try_again(self.photo) and not running)
+        last = self.photo.last_removal() if self.photo is not None else None
+        self.a_retry.setToolTip(
+            "Quick gives the same result every time; Try again needs a Moebius model"
+            if last is not None and last.settings.deterministic else
+            "Undo the last removal and run it again with a new seed (Ctrl+R)")
         self.a_cancel.setEnabled(running)
         for action in (self.a_save, self.a_save_as, self.a_export, self.a_close,
-                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask):
+                       self.a_compare, self.a_grow, self.a_shrink, self.a_load_mask,
+                       self.a_save_mask, self.a_copy_image):
             action.setEnabled(doc is not None)
+        self.split_slider.setEnabled(doc is not None)
+        self.split_label.setEnabled(doc is not None)
         self._update_status()
 
     def _show_canvas(self, visible: bool) -> None:
-        self.stack.setCurrentWidget(self.canvas if visible else self.welcome)
+        self.stack.setCurrentWidget(self.canvas_page if visible else self.welcome)
         if visible:
             self.canvas.setFocus()
 
@@ -536,9 +464,14 @@ class MainWindow(FileActions, QMainWindow):
         if not self.confirm_discard():
             event.ignore()
             return
+        self.settings.window_geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.brush_size = self.canvas.brushSize()
         self._closing = True  # signals still arrive while Qt tears the widgets down
         if self.photo is not None:
+            self.keeper.photo_closing(self.photo)
             self.photo.close()  # cancels its jobs; a late result is refused
         self.worker.shutdown()  # returns at once: a running load or decode is abandoned
+        self.keeper.finish()  # the history's last write runs to its end, in the background
         event.accept()
 

@@ -15,6 +15,22 @@ from engine.cli import batch, models, remove
 from engine.errors import MoebiusError
 
 COMMANDS = ("remove", "batch", "models")
+log = logging.getLogger(__name__)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one line per mistake: the usage block is for --help, not for errors.
+    (Sub-command parsers are made with the same class.)"""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Plain(logging.Formatter):
+    """Warnings as the command line's own lines: "warning: The mask ... was turned"."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
 def _version() -> str:
@@ -27,8 +43,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=command_line(""),
-                                     description="Object removal with Moebius.")
+    parser = Parser(prog=command_line(""), description="Object removal with Moebius.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     parser.add_argument("--version", action="version", version=f"{APP_ID} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s")
+                         if args.verbose else _Plain())
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        handlers=[handler])
     try:
         if args.command == "remove":
             return remove.run(args)
@@ -55,3 +73,9 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: still one line, the traceback with -v
+        if args.verbose:
+            log.exception("unexpected error")
+        hint = "" if args.verbose else "; run with -v for details"
+        print(f"error: unexpected {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return 1

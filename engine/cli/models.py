@@ -36,6 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("name", nargs="?")
     r = sub.add_parser("remove", help="delete a model's files")
     r.add_argument("name")
+    s = sub.add_parser("suggest", help="which fine-tune suits a photo, and why (faces found)")
+    s.add_argument("image", help="the photo to look at")
     return p
 
 
@@ -111,6 +113,18 @@ def _remove(store: WeightStore, args) -> int:
     return 0
 
 
+def _suggest(store: WeightStore, args) -> int:
+    from engine.imageio.files import load_image
+    from engine.removal.suggest import suggest
+
+    found = suggest(load_image(args.image).pixels)
+    print(f"{zoo.ALIAS_OF.get(found.variant, found.variant)}  ({found.variant}: {found.name})")
+    print(f"why: {found.reason}")
+    for face in found.faces:
+        print(f"  face at {face.box} ({face.size:.0%} of the short side)")
+    return 0
+
+
 def _report(s: ModelState) -> None:
     where = f" in {s.folder}" if s.status == "ready" else ""
     detail = f" ({s.detail})" if s.detail else ""
@@ -123,4 +137,5 @@ _COMMANDS = {
     "import": _import,
     "verify": _verify,
     "remove": _remove,
+    "suggest": _suggest,
 }

@@ -44,8 +44,9 @@ from PIL import (
 )
 
 from engine.errors import ImageFileError, MaskError
-from engine.imageio import meta
+from engine.imageio import checks, heif, meta
 from engine.imageio import pixels as px
+from engine.imageio.checks import SUPPORTED_EXTENSIONS
 from engine.imageio.jpeg_blocks import BlockSave, BlocksNotKept, keep_blocks
 from engine.imageio.loaded import LoadedImage, SavedImage
 from engine.imageio.pixels import mask_from_array, to_rgb8
@@ -67,12 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 250_000_000  # larger images are refused: likely decompression bombs
-SUPPORTED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-_EXTENSION_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
-    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
-}  # fmt: skip
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
 
 # Pillow's per-format classes parse the header without Pillow's global decompression-bomb
 # check (which would refuse images between ~179 and our 250 megapixels); ours runs instead.
@@ -94,21 +90,32 @@ def is_supported(path: str | os.PathLike) -> bool:
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
-    """Open a JPEG, PNG, WebP, TIFF or BMP file; raise ImageFileError if we cannot."""
+    """Open a JPEG, PNG, WebP, TIFF, BMP, HEIC/HEIF or AVIF file; raise ImageFileError
+    if we cannot."""
     path = Path(path)
-    data = _read_file(path)
-    fmt = _format_of(path, data)
+    # The file's type, size and header first: only a plausible photo is read whole.
+    with checks.open_regular(path) as fp:
+        try:
+            fmt = checks.format_of(path, fp.read(checks.HEAD_BYTES))
+            fp.seek(0)
+            # Parses the header only; HEIF and AVIF's opener is imported when first met.
+            width, height = (_OPENERS.get(fmt) or heif.opener(fmt))(fp).size
+        except ImageFileError:
+            raise
+        except Exception as exc:
+            raise ImageFileError(f"Cannot open '{path}': {_damaged(fmt, exc)}") from exc
+        if width * height > MAX_PIXELS:
+            raise ImageFileError(
+                f"Cannot open '{path}': the image is {width} × {height} pixels "
+                f"({width * height / 1e6:.0f} megapixels), more than the limit of "
+                f"{MAX_PIXELS / 1e6:.0f} megapixels."
+            )
+        data = checks.read_rest(path, fp)
     try:
-        im = _OPENERS[fmt](io.BytesIO(data))  # reads the header only
+        opener = _OPENERS.get(fmt) or heif.opener(fmt)  # HEIF and AVIF: imported when met
+        im = opener(io.BytesIO(data))  # we decode from memory: no handle stays open
     except Exception as exc:
         raise ImageFileError(f"Cannot open '{path}': {_damaged(fmt, exc)}") from exc
-    width, height = im.size
-    if width * height > MAX_PIXELS:
-        raise ImageFileError(
-            f"Cannot open '{path}': the image is {width} × {height} pixels "
-            f"({width * height / 1e6:.0f} megapixels), more than the limit of "
-            f"{MAX_PIXELS / 1e6:.0f} megapixels."
-        )
     try:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
@@ -116,11 +123,13 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
                 f"Cannot open '{path}': it holds {frames} frames or pages, and Moebius "
                 "Studio edits single images. Export the frame you want as its own file."
             )
-        # EXIF first: Pillow 11+ turns TIFFs upright while loading and drops their tag.
+        # Pixels first, so a truncated file is reported as such and not as "damaged EXIF"
+        # (a PNG's EXIF may follow its pixels); but a TIFF's EXIF first: Pillow 11+ turns
+        # TIFFs upright while loading them and drops their orientation tag.
+        if fmt != "TIFF":
+            _load_whole(im, fmt, data)
         orientation, exif = meta.read_exif(im, fmt)
-        im.load()  # decodes everything now, so truncated files fail here, not later
-        if fmt == "PNG" and not meta.png_is_complete(data):
-            raise OSError("the file ends before its last chunk")
+        _load_whole(im, fmt, data)
         mode, original, pixels = px.decode(im, fmt, data, str(path))
         # Pillow's TIFF pixels may be upright already (it then drops the tag), while
         # OpenCV's 16-bit colour pixels are always as stored.
@@ -168,37 +177,11 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     return loaded
 
 
-def _read_file(path: Path) -> bytes:
-    """The whole file: we decode from memory, which also keeps no file handle open."""
-    if path.is_dir():
-        raise ImageFileError(f"Cannot open '{path}': it is a folder, not an image file.")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageFileError(f"Cannot open '{path}': the file does not exist.") from exc
-    except PermissionError as exc:
-        raise ImageFileError(f"Cannot open '{path}': permission denied.") from exc
-    except OSError as exc:
-        raise ImageFileError(f"Cannot open '{path}': {exc.strerror or exc}.") from exc
-    if not data:
-        raise ImageFileError(f"Cannot open '{path}': the file is empty (0 bytes).")
-    return data
-
-
-def _format_of(path: Path, data: bytes) -> str:
-    """The format from the file's content (its extension may lie)."""
-    fmt, other = meta.sniff_format(data)
-    if fmt is not None:
-        return fmt
-    if other is not None:
-        raise ImageFileError(
-            f"Cannot open '{path}': {other} images are not supported. "
-            "Convert it to PNG or JPEG first."
-        )
-    raise ImageFileError(
-        f"Cannot open '{path}': it is not an image file Moebius Studio can read "
-        "(JPEG, PNG, WebP, TIFF or BMP)."
-    )
+def _load_whole(im: ImageFile.ImageFile, fmt: str, data: bytes) -> None:
+    """Decode everything now, so that truncated files fail here, not later."""
+    im.load()
+    if fmt == "PNG" and not meta.png_is_complete(data):
+        raise OSError("the file ends before its last chunk")
 
 
 def _damaged(fmt: str, exc: BaseException) -> str:
@@ -311,15 +294,7 @@ def _target_format(path: Path, format: str | None, original: str) -> str:
         if fmt not in px.FORMAT_MODES:
             raise ImageFileError(f"Cannot save '{path}': unknown image format '{format}'.")
         return fmt
-    suffix = path.suffix.lower()
-    if not suffix:
-        return original
-    if suffix not in _EXTENSION_FORMATS:
-        raise ImageFileError(
-            f"Cannot save '{path}': '{suffix}' files are not supported. "
-            f"Use one of {', '.join(SUPPORTED_EXTENSIONS)}."
-        )
-    return _EXTENSION_FORMATS[suffix]
+    return checks.output_format(path, original)
 
 
 # --- Masks ----------------------------------------------------------------------------
@@ -330,28 +305,48 @@ def load_mask(
     size: tuple[int, int] | None = None,
     *,
     resize: bool = False,
+    orientation: int = 1,
 ) -> np.ndarray:
     """A removal mask from an image file: bool [H, W], True = remove.
 
     The mask is made upright with its own EXIF orientation and read as 8-bit grey, where
     >= 128 means remove (alpha masks: see `mask_from_array`). If `size` (width, height)
     differs, `resize=True` scales it with nearest neighbour when the aspect ratios agree
-    within 1%; otherwise MaskError names both sizes.
+    within 1%; otherwise MaskError names both sizes. `orientation` is the photo's EXIF
+    orientation: a mask drawn on the photo as stored (by a tool that ignores EXIF) has the
+    stored, turned size, and is turned like the photo.
     """
     path = Path(path)
-    pixels = load_image(path).pixels
+    loaded = load_image(path)
+    pixels = loaded.pixels
     mask = mask_from_array(px.to_8bit(pixels) if pixels.dtype == np.uint16 else pixels)
     if size is None or (mask.shape[1], mask.shape[0]) == tuple(size):
         return mask
     width, height = size
     mask_h, mask_w = mask.shape
-    if resize and abs((mask_w / mask_h) / (width / height) - 1) <= 0.01:
+    if orientation in meta.TURNING_ORIENTATIONS and loaded.orientation == 1 \
+            and _same_shape((mask_w, mask_h), (height, width), 0.01 if resize else 0.0):
+        log.warning("The mask '%s' matches the photo as stored, before its EXIF rotation; "
+                    "it was turned like the photo.", path.name)
+        mask = meta.apply_orientation(mask, orientation)
+        mask_h, mask_w = mask.shape
+        if (mask_w, mask_h) == (width, height):
+            return mask
+    if resize and _same_shape((mask_w, mask_h), (width, height), 0.01):
         # Nearest neighbour, sampling at each target pixel's centre.
         rows = ((np.arange(height) + 0.5) * mask_h / height).astype(np.intp)
         cols = ((np.arange(width) + 0.5) * mask_w / width).astype(np.intp)
         return mask[rows[:, None], cols[None, :]]
-    why = "and their shapes differ too much to resize" if resize else "and resizing is off"
+    why = "their shapes differ, so it cannot be scaled to fit" if resize else \
+        "and masks must have the photo's size"
     raise MaskError(
         f"The mask '{path.name}' is {mask_w} × {mask_h} pixels but the image is "
-        f"{width} × {height} pixels, {why}."
+        f"{width} × {height} pixels; {why}: make the mask {width} × {height} pixels."
     )
+
+
+def _same_shape(a: tuple[int, int], b: tuple[int, int], tolerance: float) -> bool:
+    """True when the aspect ratios of sizes `a` and `b` (width, height) agree."""
+    if tolerance == 0:
+        return a == b
+    return abs((a[0] / a[1]) / (b[0] / b[1]) - 1) <= tolerance

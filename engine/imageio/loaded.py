@@ -43,6 +43,20 @@ class LoadedImage:
         return self.pixels.shape[1], self.pixels.shape[0]
 
 
+def untitled(pixels: np.ndarray, name: str = "Untitled.png") -> LoadedImage:
+    """A LoadedImage for pixels that come from no file (a pasted picture): it saves like a
+    PNG of those pixels, with no metadata. `pixels` is [H, W, 3|4], uint8 or uint16."""
+    pixels = np.array(pixels)  # our own read-only copy
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or \
+            pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"pixels must be [H, W, 3|4] uint8 or uint16, not "
+                         f"{pixels.dtype} {pixels.shape}")
+    pixels.setflags(write=False)
+    mode = ("RGB" if pixels.shape[2] == 3 else "RGBA") + (";16" if pixels.itemsize == 2 else "")
+    return LoadedImage(path=Path(name), format="PNG", mode=mode, pixels=pixels,
+                       original=pixels, bit_depth=8 * pixels.itemsize)
+
+
 @dataclass(frozen=True)
 class SavedImage:
     """Where a photo was saved, and a note for the status bar or the command line."""

@@ -13,12 +13,15 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from engine.imageio import heif
+
 log = logging.getLogger(__name__)
 
 ORIENTATION_TAG = 0x0112
 EXIF_IFD_TAG = 0x8769
 GPS_IFD_TAG = 0x8825
 INTEROP_IFD_TAG = 0xA005
+TURNING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 # Formats we open, keyed by what their first bytes look like.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
@@ -37,10 +40,6 @@ _KNOWN_UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
     (b"GIF89a", 0, "GIF"),
     (b"8BPS", 0, "Photoshop (PSD)"),
     (b"%PDF", 0, "PDF"),
-    (b"ftypheic", 4, "HEIC"),
-    (b"ftypheix", 4, "HEIC"),
-    (b"ftypmif1", 4, "HEIF"),
-    (b"ftypavif", 4, "AVIF"),
     (b"\x00\x00\x00\x0cjP  ", 0, "JPEG 2000"),
 )
 
@@ -61,6 +60,9 @@ def sniff_format(data: bytes) -> tuple[str | None, str | None]:
     # WebP is a RIFF container whose form type says WEBP.
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP", None
+    container = heif.sniff(data)  # HEIC/HEIF and AVIF
+    if container is not None:
+        return container, None
     for magic, offset, name in _KNOWN_UNSUPPORTED:
         if data[offset : offset + len(magic)] == magic:
             return None, name

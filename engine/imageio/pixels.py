@@ -32,6 +32,8 @@ FORMAT_MODES = {
     "WEBP": {"RGB", "RGBA"},
     # Pillow writes 32-bit BMPs without an alpha mask, so BMP alpha would not come back.
     "BMP": {"1", "L", "P", "RGB"},
+    "HEIF": {"RGB", "RGBA"},
+    "AVIF": {"RGB", "RGBA"},
 }
 _EIGHT_BIT = {"I;16": "L", "LA;16": "LA", "RGB;16": "RGB", "RGBA;16": "RGBA"}
 OPENCV_MODES = ("LA;16", "RGB;16", "RGBA;16")  # decoded by OpenCV: Pillow has no such modes

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
-import secrets
 import shutil
 import struct
 from collections.abc import Callable
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image, PngImagePlugin, TiffImagePlugin
 
+from engine.disk import temp_path
 from engine.errors import ImageFileError
-from engine.imageio import meta
+from engine.imageio import heif, meta
 from engine.imageio.pixels import Rendition
 from engine.imageio.sixteen_bit import write_png16, write_tiff16
 
@@ -53,9 +54,9 @@ def encode(fp: BinaryIO, fmt: str, out: Rendition, image: LoadedImage, quality: 
     params: dict = {}
     if icc and fmt != "BMP":
         params["icc_profile"] = icc
-    if image.dpi and fmt != "WEBP":
+    if image.dpi and fmt not in ("WEBP", "HEIF", "AVIF"):
         params["dpi"] = image.dpi
-    if exif and fmt in ("JPEG", "PNG", "WEBP"):
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "HEIF", "AVIF"):
         params["exif"] = exif
     if fmt == "JPEG":
         from_jpeg = image.format == "JPEG"
@@ -79,6 +80,14 @@ def encode(fp: BinaryIO, fmt: str, out: Rendition, image: LoadedImage, quality: 
             params.update(lossless=True, exact=True)  # exact: keep colour under alpha 0
         else:
             params["quality"] = quality or DEFAULT_WEBP_QUALITY
+    elif fmt in ("HEIF", "AVIF"):
+        # Full-resolution colour (4:4:4): a re-save then loses as little as it can.
+        if fmt == "HEIF":
+            heif.register_heif()
+            params["chroma"] = 444
+        else:
+            params["subsampling"] = "4:4:4"
+        params["quality"] = quality or heif.DEFAULT_QUALITY
     elif fmt == "TIFF":
         compression = image.tiff_compression if image.format == "TIFF" else None
         bilevel = out.mode == "1" and compression in ("group3", "group4", "tiff_ccitt")
@@ -86,8 +95,12 @@ def encode(fp: BinaryIO, fmt: str, out: Rendition, image: LoadedImage, quality: 
         params["compression"] = compression if lossless else "tiff_adobe_deflate"
         tags = meta.exif_for_tiff(exif) if exif else {}
         params["tiffinfo"] = {k: v for k, v in tags.items() if not isinstance(v, dict)}
-        _to_pillow(out).save(fp, format=fmt, **params)
-        _append_tiff_subifds(fp, {k: v for k, v in tags.items() if isinstance(v, dict)})
+        # Encoded in memory: libtiff writing to the file itself prints raw lines on stderr
+        # and fails with "encoder error -2" on a full disk; our own write says "disk full".
+        buffer = io.BytesIO()
+        _to_pillow(out).save(buffer, format=fmt, **params)
+        _append_tiff_subifds(buffer, {k: v for k, v in tags.items() if isinstance(v, dict)})
+        fp.write(buffer.getbuffer())
         return
     _to_pillow(out).save(fp, format=fmt, **params)
 
@@ -166,7 +179,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], overwrite: bool)
     Whatever fails, the temporary file is removed, an existing `path` is untouched, and
     the error is an ImageFileError that says what happened.
     """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_path(path)  # named so a later run can remove it if we are killed mid-write
     # 0o666 lets the umask decide the permissions, as for any newly created file.
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:

@@ -31,12 +31,15 @@ SAFETENSORS_CACHE_NAME = "model.cache.safetensors"  # written beside a verified 
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a weight file without running any code from it."""
+    """Read a weight file without running any code from it. Every failure is a
+    CheckpointError of one sentence that names the file and says what to do."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weight file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes); download it again.")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -48,23 +51,34 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from exc
+            log.info("safetensors could not read %s: %s", path, exc)
+            raise CheckpointError(f"{path} is damaged or incomplete (not a readable "
+                                  "safetensors file); download it again.") from exc
+    if is_cut_short(path):
+        raise CheckpointError(f"{path} is incomplete: the file ends early, as after an "
+                              "interrupted download or copy; download it again.")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except pickle.UnpicklingError as exc:
+        log.info("torch.load refused %s: %s", path, exc)
         if not _refused_by_weights_only(exc, path):  # garbage, not a code-carrying pickle
-            raise CheckpointError(f"{path} is damaged or not a PyTorch weight file ({exc})"
-                                  ) from exc
+            raise CheckpointError(f"{path} is damaged or not a PyTorch weight file; download "
+                                  "it again.") from exc
         raise CheckpointError(
             f"refused to load {path}: it contains Python objects other than tensors, "
             "which could run code on this computer. Only plain weight files are accepted; "
             "download the file again from the official source."
         ) from exc
     except Exception as exc:  # torch raises many kinds for bytes that are not a checkpoint
-        raise CheckpointError(f"{path} is damaged or not a PyTorch weight file ({exc!r})"
-                              ) from exc
+        log.info("torch.load could not read %s: %r", path, exc)
+        if isinstance(exc, EOFError) or "EOF" in str(exc):  # a legacy pickle cut short
+            raise CheckpointError(f"{path} is incomplete: the file ends early, as after an "
+                                  "interrupted download or copy; download it again.") from exc
+        raise CheckpointError(f"{path} is damaged or not a PyTorch weight file; download it "
+                              "again.") from exc
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+        raise CheckpointError(f"{path} does not hold a state dict of tensors; it is not a "
+                              "Moebius weight file.")
     return dict(sd)
 
 
@@ -102,8 +116,16 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
                 raise ValueError(f"{name}: {end - start} bytes for {info['shape']}")
             f.seek(base + start)
             if f.readinto(raw.data) != raw.nbytes:
-                raise CheckpointError(f"{path} is truncated: download or copy it again")
+                raise ValueError(f"{name}: the file ends early")  # safetensors' message
     return out
+
+
+def is_cut_short(path: Path) -> bool:
+    """True for a zip (how torch.save writes) whose end is missing: it starts like a zip
+    but its central directory, written last, is not there."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _refused_by_weights_only(exc: Exception, path: Path) -> bool:
@@ -238,20 +260,33 @@ def _cache_is_fresh(cached: Path, source: Path) -> bool:
         return False
 
 
-def _write_cache(sd: Mapping[str, torch.Tensor], cached: Path, source: Path) -> None:
-    """Best effort: a failed cache write (read-only folder, full disk) only costs speed."""
-    from safetensors.torch import save_file
+_cache_warned: set[Path] = set()  # folders whose cache write failed: say so once
 
-    tmp = cached.with_suffix(".tmp")
+
+def _write_cache(sd: Mapping[str, torch.Tensor], cached: Path, source: Path) -> None:
+    """Best effort: a cache that cannot be written (read-only folder, full disk) only costs
+    speed, so nothing it raises (OSError, safetensors' own errors, ...) fails the load."""
+    from engine.disk import remove_stale_temps, temp_path
+
+    remove_stale_temps(cached.parent)  # a cache write killed half-way
+    tmp = temp_path(cached)
     try:
+        from safetensors.torch import save_file
+
         save_file(
             {k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source": source.name}
         )
         os.replace(tmp, cached)
         log.info("cached %s as %s", source.name, cached.name)
-    except OSError as exc:
-        log.warning("could not write weight cache %s: %s", cached, exc)
-        tmp.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - see above
+        if cached.parent not in _cache_warned:
+            _cache_warned.add(cached.parent)
+            log.warning("could not write the weight cache %s (%s); loading will stay a few "
+                        "seconds slower", cached, exc)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def save_bin(model_or_sd, path: str | Path) -> None:

@@ -500,6 +500,13 @@ class RemovalModel(nn.Module):
         """sample [B, 9, H, W], timestep [1] or [B], input_ids [B, 10] -> eps [B, 4, H, W]"""
         return self.diff_model(sample, timestep, self.embedding_layer(input_ids))
 
+    def stop_blocks(self) -> list[nn.Module]:
+        """Where a pass may stop (engine/net/interrupt.py): before each resnet and
+        transformer of the UNet, and before its output convolution."""
+        unet = self.diff_model
+        inner = [m for m in unet.modules() if isinstance(m, ResnetBlock | Transformer)]
+        return [*inner, unet.conv_out]
+
     def cfg_ids(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
         """The guidance batch's ids: `batch` unconditional rows (10..19), then conditional."""
         m = self.config.tokens_per_row

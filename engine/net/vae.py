@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import CheckpointError
+from engine.net.interrupt import stop_points
 
 if TYPE_CHECKING:
     import torch
+
+    from engine.events import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,15 @@ class Vae:
             folder / n
             for n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
         ]
-        if not any(w.is_file() for w in weights):
+        found = [w for w in weights if w.is_file()]
+        if not found:
             raise CheckpointError(f"no VAE weights (diffusion_pytorch_model.*) in {folder}")
         try:
             # low_cpu_mem_usage needs the accelerate package; the VAE is small enough.
             ae = AutoencoderKL.from_pretrained(folder, low_cpu_mem_usage=False)
         except Exception as exc:  # diffusers raises many kinds; all mean "bad folder"
-            raise CheckpointError(f"the VAE in {folder} could not be loaded: {exc}") from exc
+            log.info("diffusers could not load the VAE in %s: %s", folder, exc)
+            raise CheckpointError(_why_not_loaded(folder, found[0], exc)) from exc
         return cls(ae, torch.device(device), dtype or torch.float32)
 
     @classmethod
@@ -58,15 +63,17 @@ class Vae:
         config = json.loads(Path(config_path).read_text())
         return cls(AutoencoderKL.from_config(config), torch.device(device), dtype or torch.float32)
 
-    def encode(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None,
+               cancel: CancelToken | None = None) -> torch.Tensor:
         """[B, 3, H, W] in [-1, 1] -> latents [B, 4, H/8, W/8] (a posterior sample x scale).
 
         The sample's noise is drawn on the CPU generator so a seed gives the same result
-        on every device. With `generator=None` the posterior mean is returned.
+        on every device. With `generator=None` the posterior mean is returned. A set
+        `cancel` stops the pass between the encoder's blocks (raises Cancelled).
         """
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), stop_points(_stop_blocks(self.model.encoder), cancel):
             dist = self.model.encode(images.to(self.device, self.dtype)).latent_dist
             if generator is None:
                 z = dist.mean
@@ -84,13 +91,62 @@ class Vae:
             dist = self.model.encode(images.to(self.device, self.dtype)).latent_dist
         return dist.mean.float(), dist.logvar.float()
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents in UNet space -> images [B, 3, H, W], roughly in [-1, 1], not clamped."""
+    def decode(self, latents: torch.Tensor, cancel: CancelToken | None = None) -> torch.Tensor:
+        """Latents in UNet space -> images [B, 3, H, W], roughly in [-1, 1], not clamped.
+        A set `cancel` stops the pass between the decoder's blocks (raises Cancelled)."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), stop_points(_stop_blocks(self.model.decoder), cancel):
             x = latents.to(self.device, self.dtype) / self.scaling_factor
             return self.model.decode(x).sample.float()
+
+
+def _stop_blocks(half) -> list:
+    """Where an encoder or decoder pass may stop: before each resnet, attention and
+    resampling layer, and before the output convolution (a 512 px decode on a 2-core CPU
+    has a dozen of these, each well under a second or two)."""
+    from diffusers.models.attention_processor import Attention
+    from diffusers.models.downsampling import Downsample2D
+    from diffusers.models.resnet import ResnetBlock2D
+    from diffusers.models.upsampling import Upsample2D
+
+    kinds = (ResnetBlock2D, Attention, Downsample2D, Upsample2D)
+    return [m for m in half.modules() if isinstance(m, kinds)] + [half.conv_out]
+
+
+def _why_not_loaded(folder: Path, weights: Path, exc: Exception) -> str:
+    """One sentence for a VAE folder diffusers refused (its own text is a page of shapes)."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL
+
+    from engine.net.checkpoint import read_state_dict
+
+    again = "download both files of the autoencoder again"
+    try:
+        with torch.device("meta"):
+            model = AutoencoderKL.from_config(json.loads((folder / "config.json").read_text()))
+    except Exception:  # noqa: BLE001 - unreadable JSON or settings diffusers rejects
+        return f"{folder / 'config.json'} is not an autoencoder configuration; {again}."
+    try:
+        sd = read_state_dict(weights)
+    except CheckpointError as bad:
+        return str(bad)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [k for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    missing = [k for k in want if k not in sd]
+    if wrong:
+        k = wrong[0]
+        return (f"the autoencoder weights {weights} do not match {folder / 'config.json'}: "
+                f"{len(wrong)} tensors have other shapes (e.g. {k} is "
+                f"{tuple(sd[k].shape)} in the file, {want[k]} by the config); both files must "
+                f"come from the same autoencoder, so {again}.")
+    if missing:
+        return (f"the autoencoder weights {weights} lack {len(missing)} of the tensors "
+                f"{folder / 'config.json'} describes (e.g. {missing[0]}); {again}.")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"the autoencoder in {folder} could not be loaded ({first}); {again}."
 
 
 # ----------------------------------------------------------------------------- two-part encode
@@ -100,21 +156,22 @@ class Vae:
 # only draw again. sample_posterior(encode_moments(x), eps) is encode(x) op for op.
 
 
-def encode_moments(vae: Vae, images: torch.Tensor, one_at_a_time: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_moments(vae: Vae, images: torch.Tensor, one_at_a_time: bool = False,
+                   cancel: CancelToken | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """[B, 3, H, W] in [-1, 1] -> the posterior's (mean, std), in the VAE's dtype and
     device, unscaled. `one_at_a_time` runs the encoder per image (each image's pass is
     independent of the others; only float rounding may differ): half the peak memory
-    for a pair."""
+    for a pair. A set `cancel` stops the pass between the encoder's blocks (Cancelled)."""
     import torch
 
     if one_at_a_time and len(images) > 1:
-        parts = [encode_moments(vae, images[i : i + 1]) for i in range(len(images))]
+        parts = [encode_moments(vae, images[i : i + 1], cancel=cancel)
+                 for i in range(len(images))]
         return torch.cat([m for m, _ in parts]), torch.cat([s for _, s in parts])
     x = images.to(vae.device, vae.dtype)
     if stores_channels_last(vae):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    with torch.inference_mode(), stop_points(_stop_blocks(vae.model.encoder), cancel):
         dist = vae.model.encode(x).latent_dist
     return dist.mean.contiguous(), dist.std.contiguous()
 

@@ -26,23 +26,26 @@ from engine.net.vae import stores_channels_last
 if TYPE_CHECKING:
     import torch
 
+    from engine.events import CancelToken
     from engine.net.vae import Vae
 
 log = logging.getLogger(__name__)
 
 
 def decode_lean(vae: Vae, latents: torch.Tensor,
-                between: Callable[[], None] | None = None) -> torch.Tensor:
+                cancel: CancelToken | None = None) -> torch.Tensor:
     """Latents in UNet space -> images [B, 3, H, W], roughly in [-1, 1], not clamped; what
-    `vae.decode` returns. `between` (e.g. a cancel check) runs before each block."""
+    `vae.decode` returns. A set `cancel` stops the pass before any of its blocks (the
+    resnets, the mid block, the upsamplers, the output layers) with Cancelled, as
+    `vae.decode` does."""
     import torch
     import torch.nn.functional as F
 
     ae = vae.model
     if not _recognised(ae):
         log.debug("unrecognised VAE decoder layout; decoding with diffusers")
-        return vae.decode(latents)
-    check = between or (lambda: None)
+        return vae.decode(latents, cancel)
+    check: Callable[[], None] = (lambda: None) if cancel is None else cancel.raise_if_cancelled
     dec = ae.decoder
     with torch.inference_mode():
         z = latents.to(vae.device, vae.dtype) / vae.scaling_factor

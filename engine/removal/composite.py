@@ -1,7 +1,9 @@
 """Cutting context windows out of a photo and putting generated pixels back.
 
-Invariant: only pixels inside the mask plus a feather band around it change; every
-other pixel of the photo stays bit-identical (alpha channels are never changed).
+Invariant: only pixels inside the mask change; every other pixel of the photo stays
+bit-identical (alpha channels are never changed). A generated fill meets the photo through
+a band *inside* the mask (`edge_correction`), never by blending over the photo around it:
+a feather outside the mask repaints real detail with a softer fill, a visible halo.
 """
 
 from __future__ import annotations
@@ -83,23 +85,38 @@ def model_mask(mask_crop: np.ndarray, size: int, grow: int) -> np.ndarray:
 
 
 def feather_width(bbox: Box, scale: float) -> int:
-    """Blend width in photo pixels. It grows with the region (a big fill needs a long,
-    soft transition) and with the upscaling factor (an upscaled fill is softer than the
-    photo, and an abrupt edge between the two shows)."""
+    """Width of the band (photo pixels, inside the mask) over which a generated fill is
+    brought to meet the photo. It grows with the region (a big fill needs a long, soft
+    transition) and with the upscaling factor (an upscaled fill is softer than the photo,
+    and an abrupt edge between the two shows)."""
     extent = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
     return int(np.clip(round(max(2.0 * scale, 0.02 * extent)), 2, 32))
 
 
-def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
-    """1 on the mask, falling linearly to 0 over `feather` pixels outside it, else 0."""
+def edge_correction(generated: np.ndarray, original: np.ndarray, hole: np.ndarray,
+                    band: int) -> np.ndarray:
+    """Float [H, W, 3] shift that makes `generated` meet `original` at the hole's edge.
+
+    The model repainted a grown hole, so on the photo pixels touching the hole both exist:
+    their difference is averaged along the edge (a Gaussian of about half the band) and
+    carried into the hole, fading linearly to nothing `band` pixels deep. At the edge the
+    fill then has the photo's local colour and brightness; deeper in, it is the model's
+    own. Zero outside the hole.
+    """
     import cv2
 
-    if not mask.any():
-        return np.zeros(mask.shape, np.float32)
-    dist = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    alpha = np.clip(1.0 - dist / (feather + 1.0), 0.0, 1.0)
-    alpha[dist > feather] = 0.0  # exactly `feather` pixels of band, never more
-    return alpha.astype(np.float32)
+    edge = dilate(hole, 1) & ~hole
+    if not edge.any():
+        return np.zeros(generated.shape, np.float32)
+    sigma = max(1.0, band / 2)
+    weight = edge.astype(np.float32)
+    diff = (original.astype(np.float32) - generated) * weight[..., None]
+    total = cv2.GaussianBlur(diff, (0, 0), sigma)
+    norm = cv2.GaussianBlur(weight, (0, 0), sigma)
+    depth = cv2.distanceTransform(hole.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    fade = np.clip(1.0 - (depth - 1.0) / band, 0.0, 1.0) * hole  # 1 at the edge
+    fade[norm < 1e-4] = 0.0  # too far from any edge pixel for the average to mean anything
+    return total / np.maximum(norm, 1e-4)[..., None] * fade[..., None]
 
 
 def colour_offset(generated: np.ndarray, original: np.ndarray, ring: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ decide what to keep.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +18,11 @@ import numpy as np
 
 from engine.document.box import union_box
 from engine.errors import Cancelled, MaskError, MoebiusError
-from engine.events import CancelToken, Done, Failed, JobEvent, Progress, Returning
+from engine.eta import WorkPlan
+from engine.events import CancelToken, Done, Failed, JobEvent, Returning
 from engine.imageio.pixels import to_rgb8
 from engine.removal import composite
-from engine.removal.engines import Engine, MoebiusEngine, QuickEngine
+from engine.removal.engines import Engine, MoebiusEngine, QuickEngine, fill_stages
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.regions import Region, plan_regions
 from engine.removal.settings import EngineKind, RemovalSettings
@@ -28,7 +30,9 @@ from engine.sampling.device import Placement, choose
 
 log = logging.getLogger(__name__)
 
-MoebiusLoader = Callable[[str, Placement], object]  # (variant, placement) -> MoebiusInpainter
+# (variant, placement) -> MoebiusInpainter. A loader that also takes `cancel` (a keyword
+# argument) is given the job's CancelToken and may stop between the parts of a load.
+MoebiusLoader = Callable[..., object]
 
 
 @dataclass
@@ -44,16 +48,30 @@ class EngineHost:
     _key: tuple | None = field(default=None, init=False)
     _inpainter: object = field(default=None, init=False)
 
-    def get(self, settings: RemovalSettings) -> Engine:
+    def get(self, settings: RemovalSettings, cancel: CancelToken | None = None) -> Engine:
+        """The engine for `settings`, loading the network if needed (`cancel` can stop a
+        load between its parts; Cancelled then leaves no network loaded)."""
         if settings.engine is EngineKind.QUICK:
             return QuickEngine()
         placement = choose(settings.device, settings.quality)
         key = (settings.variant, placement)
         if self._key != key:
-            self._inpainter = None  # free the old network before loading the next
-            self._inpainter = (self.loader or default_loader)(settings.variant, placement)
+            self._key, self._inpainter = None, None  # free the old network first
+            self._inpainter = _load(self.loader or default_loader, settings.variant,
+                                    placement, cancel)
             self._key = key
         return MoebiusEngine(self._inpainter, settings.variant, settings.sampler())
+
+    def regions_per_batch(self, settings: RemovalSettings) -> int:
+        """How many regions the engine for `settings` fills at once (known before the
+        network loads: it depends on the device)."""
+        if settings.engine is EngineKind.QUICK:
+            return 1
+        if self.is_loaded(settings):
+            return int(getattr(self._inpainter, "max_regions", 1))
+        from engine.sampling.inpainter import regions_per_batch
+
+        return regions_per_batch(choose(settings.device, settings.quality))
 
     def is_loaded(self, settings: RemovalSettings) -> bool:
         if settings.engine is EngineKind.QUICK:
@@ -61,12 +79,23 @@ class EngineHost:
         return self._key == (settings.variant, choose(settings.device, settings.quality))
 
 
-def default_loader(variant: str, placement: Placement):
+def _load(loader: MoebiusLoader, variant: str, placement: Placement,
+          cancel: CancelToken | None):
+    try:
+        takes_cancel = "cancel" in inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: call it plainly
+        takes_cancel = False
+    if takes_cancel:
+        return loader(variant, placement, cancel=cancel)
+    return loader(variant, placement)
+
+
+def default_loader(variant: str, placement: Placement, cancel: CancelToken | None = None):
     from engine.sampling.inpainter import MoebiusInpainter
     from engine.weights.store import WeightStore
 
     unet, vae = WeightStore().paths(variant)  # raises WeightsMissing with instructions
-    return MoebiusInpainter.load(unet, vae, placement)
+    return MoebiusInpainter.load(unet, vae, placement, cancel=cancel)
 
 
 def validate(job: RemovalJob) -> None:
@@ -97,19 +126,28 @@ def run_removal(
         validate(job)
         host = host or EngineHost()
         settings = job.settings
-        if not host.is_loaded(settings):
-            yield Progress("loading", 0, 1, 0.0, "Loading the model…")
-        engine = host.get(settings)
-        cancel.raise_if_cancelled()
         regions = plan_regions(job.mask, context=settings.context, cancel=cancel)
+        loading = not host.is_loaded(settings)
+        per_batch = host.regions_per_batch(settings)
+        groups = batches(regions, per_batch)
+        plan = _work_plan(settings, groups, loading)
+        if loading:
+            yield plan.progress("loading", 0, 1, "Loading the model…")
+        engine = host.get(settings, cancel)
+        cancel.raise_if_cancelled()
+        if engine.max_batch != per_batch:  # a loader's inpainter decided otherwise
+            groups = batches(regions, engine.max_batch)
+            plan = _work_plan(settings, groups, loading)
+            if loading:
+                plan.progress("loading", 1, 1)
         work = job.image.copy()
         box = None
-        for first, group in batches(regions, engine.max_batch):
+        for first, group in groups:
             for touched in (yield from _remove_regions(work, job, engine, group, first,
-                                                       len(regions), cancel)):
+                                                       len(regions), cancel, plan)):
                 box = union_box(box, touched)
         box = box or (0, 0, 0, 0)
-        yield Progress("compositing", 1, 1, 1.0, "Done")
+        yield plan.progress("compositing", 1, 1, "Done")
         x0, y0, x1, y1 = box
         result = RemovalResult(box, work[y0:y1, x0:x1].copy(), len(regions),
                                time.perf_counter() - t0, engine.describe(), settings.seed)
@@ -121,6 +159,15 @@ def run_removal(
     except Exception as exc:  # noqa: BLE001 - reported to the user, logged with traceback
         log.exception("removal failed")
         yield Failed(f"Unexpected error: {exc}")
+
+
+def _work_plan(settings: RemovalSettings, groups: list[tuple[int, list[Region]]],
+               loading: bool) -> WorkPlan:
+    """Loading, then per batch of regions one fill and a compositing per region."""
+    stages = [("loading", 1)] if loading else []
+    for _, group in groups:
+        stages += fill_stages(settings) + [("compositing", 1)] * len(group)
+    return WorkPlan(stages)
 
 
 def batches(regions: list[Region], size: int) -> list[tuple[int, list[Region]]]:
@@ -148,80 +195,101 @@ def _overlap(a, b) -> bool:
 
 
 @dataclass(frozen=True)
-class _ModelInput:
+class _EngineInput:
     region: Region
     image: np.ndarray  # uint8 [S, S, 3]: the window at the engine's size
-    hole: np.ndarray  # bool [S, S]
-    scale: float  # window pixels per model pixel
-    feather: int
+    hole: np.ndarray  # bool [S, S]: what the engine must fill
+    target: np.ndarray  # bool, window size: this region's own mask pixels
+    mask_crop: np.ndarray  # bool, window size: every mask pixel of the window
+    scale: float  # window pixels per engine pixel
+    band: int  # feather band, window pixels
 
 
-def _model_input(work, job, engine, region: Region) -> _ModelInput:
-    """What the model sees: the window (reflected where it leaves the photo), all mask
-    pixels in it grown by the feather band plus ~2 model pixels for edge halos (grown at
-    model resolution, where it is cheap)."""
+def _engine_input(work, job, engine, region: Region) -> _EngineInput:
+    """What the engine sees of one region: its window (reflected where it leaves the
+    photo) and the hole. Every mask pixel in the window is hole to the engine, so it never
+    copies what is being removed."""
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
-    feather = composite.feather_width(region.bbox, scale)
     crop = to_rgb8(composite.crop_window(work, win))
-    mask_crop = composite.crop_window(job.mask, win)
-    hole = composite.model_mask(mask_crop, size, int(np.ceil(feather / scale)) + 2)
-    return _ModelInput(region, composite.resize(crop, size), hole, scale, feather)
+    # Reflected like the pixels: a reflected object is hole too, never a fill's source.
+    mask_crop = composite.crop_window(job.mask.view(np.uint8), win) > 0
+    band = composite.feather_width(region.bbox, scale)
+    if engine.generative:
+        # What the model sees: the window at its size, every mask pixel in it grown by the
+        # band plus ~2 model pixels (grown at model resolution, where it is cheap), so the
+        # model also repaints the photo pixels the fill must meet.
+        hole = composite.model_mask(mask_crop, size, int(np.ceil(band / scale)) + 2)
+        image_in = composite.resize(crop, size)
+    else:
+        hole, image_in = mask_crop, crop
+    # This region's own mask pixels, in window coordinates: the only ones written back.
+    target = np.zeros(mask_crop.shape, bool)
+    bx0, by0, bx1, by1 = region.bbox
+    target[by0 - win.y : by1 - win.y, bx0 - win.x : bx1 - win.x] = job.mask[by0:by1, bx0:bx1]
+    return _EngineInput(region, image_in, hole, target, mask_crop, scale, band)
 
 
 def _remove_regions(work, job, engine, group: list[Region], first: int, count: int,
-                    cancel: CancelToken):
+                    cancel: CancelToken, plan: WorkPlan):
     """Fill the regions `first`.. of `work` in place, as one batch; returns the boxes of
-    the pixels each wrote."""
-    inputs = [_model_input(work, job, engine, region) for region in group]
+    the pixels each wrote. Only each region's own mask pixels are written (see
+    `engine.removal.engines` for the rule per engine)."""
+    inputs = [_engine_input(work, job, engine, region) for region in group]
     n = len(group)
-
-    def fraction(step, total):
-        return 0.05 + 0.9 * (first + n * (step / total if total else 1.0)) / count
-
-    text = _region_text(first, n, count)
-    yield Progress("denoising", 0, 1, fraction(0, 1), text)
     # A region's seed is the job's plus its index, however the regions are batched.
     seeds = [job.settings.seed + first + k for k in range(n)]
+    targets = None if engine.generative else [m.target for m in inputs]
     fill = Returning(engine.fill_batch([m.image for m in inputs], [m.hole for m in inputs],
-                                       seeds, cancel))
-    for step, total in fill:
-        yield Progress("denoising", step, total, fraction(step, total), text)
+                                       seeds, cancel, targets))
+    for stage, step, total in fill:
+        yield plan.progress(stage, step, total, _stage_text(stage, first, n, count))
     cancel.raise_if_cancelled()
-    return [_put_back(work, job, m, filled) for m, filled in zip(inputs, fill.value,
-                                                                 strict=True)]
+    boxes = []
+    for k, (m, filled) in enumerate(zip(inputs, fill.value, strict=True)):
+        yield plan.progress("compositing", 0, 1, _stage_text("compositing", first + k, 1, count))
+        boxes.append(_put_back(work, job, engine, m, filled))
+    return boxes
 
 
-def _put_back(work, job, m: _ModelInput, filled: np.ndarray):
+def _put_back(work, job, engine, m: _EngineInput, filled: np.ndarray):
     """Blend one region's fill into `work`; returns the box of the pixels it wrote."""
+    win, scale, band = m.region.window, m.scale, m.band
+    # Put the fill back around this region only: its box, grown for a generated fill by
+    # the model's grown hole and the colour-match ring beyond it, clipped to window and photo.
     h, w = job.mask.shape
-    win, scale, feather = m.region.window, m.scale, m.feather
-    # Put the fill back around this region only: its box grown by the feather band (where
-    # alpha > 0) and the colour-match ring beyond the hole, clipped to window and photo.
-    ring = max(4, feather)
-    margin = feather + int(np.ceil(3 * scale)) + ring + 2
+    ring = max(4, band)
+    margin = band + int(np.ceil(3 * scale)) + ring + 2 if engine.generative else 0
     bx0, by0, bx1, by1 = m.region.bbox
     x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
     x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
     sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
-    generated = composite.resize(filled, win.size)[sub].astype(np.float32)
-    hole_photo = composite.resize_mask(m.hole, win.size)[sub]
-    if job.settings.colour_match:
-        original = to_rgb8(work[y0:y1, x0:x1])
-        around = composite.dilate(hole_photo, ring) & ~hole_photo
-        generated += composite.colour_offset(generated, original, around)
-
-    # This region's own mask pixels (inside its box) get alpha 1, fading out over the band.
+    # This region's own mask pixels (inside its box) are written, nothing else.
     own = np.zeros((y1 - y0, x1 - x0), bool)
     own[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] = job.mask[by0:by1, bx0:bx1]
-    alpha = composite.feather_alpha(own, feather) * hole_photo  # never outside the fill
-    return composite.blend_into(work, generated, alpha, (x0, y0, x1, y1))
+    if not engine.generative:
+        generated = filled[sub].astype(np.float32)
+    else:
+        generated = composite.resize(filled, win.size)[sub].astype(np.float32)
+        original = to_rgb8(work[y0:y1, x0:x1])
+        if job.settings.colour_match:
+            hole_photo = composite.resize_mask(m.hole, win.size)[sub]
+            around = composite.dilate(hole_photo, ring) & ~hole_photo
+            generated += composite.colour_offset(generated, original, around)
+        generated += composite.edge_correction(generated, original, m.mask_crop[sub], band)
+    return composite.blend_into(work, generated, own.astype(np.float32), (x0, y0, x1, y1))
 
 
-def _region_text(first: int, n: int, count: int) -> str:
+_STAGE_WORDS = {"encoding": "Preparing", "denoising": "Removing", "filling": "Removing",
+                "decoding": "Finishing", "compositing": "Blending in"}
+
+
+def _stage_text(stage: str, first: int, n: int, count: int) -> str:
+    """What regions `first`..`first + n - 1` of `count` are going through."""
+    word = _STAGE_WORDS.get(stage, "Removing")
     if count == 1:
-        return "Removing…"
+        return f"{word}…"
     if n == 1:
-        return f"Removing region {first + 1} of {count}…"
-    return f"Removing regions {first + 1}–{first + n} of {count}…"
+        return f"{word} region {first + 1} of {count}…"
+    return f"{word} regions {first + 1}–{first + n} of {count}…"

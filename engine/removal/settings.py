@@ -7,12 +7,13 @@ arguments, the app from Preferences), so ranges and defaults live here and nowhe
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from engine.errors import SettingsError
-from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES
+from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES, choose
 from engine.sampling.sampler import SamplerSettings
 from engine.weights.zoo import DEFAULT_VARIANT
 
@@ -30,16 +31,45 @@ class Range:
 
     low: float
     high: float
+    whole: bool = False  # only whole numbers (steps, seed)
 
     def text(self) -> str:
+        if self.whole:
+            return f"{int(self.low)}–{int(self.high)}"
         return f"{self.low:g}–{self.high:g}"
 
+    def check(self, name: str, value: object) -> int | float:
+        """`value` as a plain int or float if it is a finite number in range, else
+        SettingsError. NaN, infinities, booleans and fractions for whole numbers are refused."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise SettingsError(f"{name} must be a number, not {value!r}")
+        number: int | float
+        if isinstance(value, numbers.Integral):
+            number = int(value)  # exact, however large: never through float
+        else:
+            number = float(value)
+            if self.whole and math.isfinite(number) and not number.is_integer():
+                raise SettingsError(f"{name} must be a whole number, not {_shown(value)}")
+        if isinstance(number, float) and not math.isfinite(number) \
+                or not self.low <= number <= self.high:
+            raise SettingsError(f"{name} must be between {self.text()}, not {_shown(value)}")
+        return int(number) if self.whole else float(number)
 
+
+def _shown(value: object, limit: int = 24) -> str:
+    """A number as typed, shortened: a 400-digit seed should not fill the screen."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit - 4]}… ({len(text)} digits)"
+
+
+# Every numeric setting has its range here: RemovalSettings checks them all, the command
+# line turns those it offers into options with the range in --help (engine/cli/options.py),
+# and tests/test_settings.py fails if a numeric field is added without a range.
 RANGES = {
-    "steps": Range(1, 200),
+    "steps": Range(1, 200, whole=True),
     "guidance": Range(0.0, 30.0),
     "strength": Range(0.01, 1.0),
-    "seed": Range(0, SEED_MAX),
+    "seed": Range(0, SEED_MAX, whole=True),
     "context": Range(1.0, 8.0),
 }
 
@@ -63,19 +93,19 @@ class RemovalSettings:
         except ValueError:
             raise SettingsError(
                 f"unknown engine {self.engine!r}; choose quick or moebius") from None
-        for name, rng in RANGES.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SettingsError(f"{name} must be a number, not {value!r}")
-            if name in ("steps", "seed") and int(value) != value:
-                raise SettingsError(f"{name} must be a whole number, not {value}")
-            if not math.isfinite(value) or not rng.low <= value <= rng.high:
-                raise SettingsError(f"{name} must be between {rng.text()}, not {value}")
+        for name, rng in RANGES.items():  # plain numbers from here on (numpy, Qt, ...)
+            object.__setattr__(self, name, rng.check(name, getattr(self, name)))
         if self.device not in DEVICE_CHOICES and not _is_cuda_index(self.device):
             raise SettingsError(f"unknown device {self.device!r}; choose one of "
                                 f"{', '.join(DEVICE_CHOICES)} (or cuda:N)")
         if self.quality not in QUALITY_CHOICES:
             raise SettingsError(f"unknown quality {self.quality!r}; choose auto, exact or fast")
+
+    def check_device(self) -> None:
+        """Raise DeviceUnavailable (one line) now, before any work, if the Moebius engine
+        cannot run on the chosen device. (Quick runs anywhere.) Imports torch."""
+        if self.engine is EngineKind.MOEBIUS:
+            choose(self.device, self.quality)
 
     @property
     def deterministic(self) -> bool:

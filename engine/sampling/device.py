@@ -69,6 +69,34 @@ def available_devices() -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class DeviceSupport:
+    device: str  # one of DEVICE_CHOICES
+    available: bool
+    reason: str = ""  # why not, in plain words
+
+
+def device_support() -> list[DeviceSupport]:
+    """Every device choice, whether this machine can use it, and if not, why."""
+    import torch
+
+    cuda_why = ""
+    if not torch.cuda.is_available():
+        cuda_why = ("this copy of PyTorch was built for CPUs only" if torch.version.cuda is None
+                    else "no NVIDIA GPU with a working driver was found")
+    mps = getattr(torch.backends, "mps", None)
+    mps_why = ""
+    if sys.platform != "darwin":
+        mps_why = "Apple Metal exists only on Macs"
+    elif mps is None or not mps.is_built():
+        mps_why = "this copy of PyTorch was built without Metal support"
+    elif not mps.is_available():
+        mps_why = "needs a Mac with Apple silicon (or AMD graphics) and macOS 12.3 or newer"
+    return [DeviceSupport("auto", True), DeviceSupport("cpu", True),
+            DeviceSupport("cuda", not cuda_why, cuda_why),
+            DeviceSupport("mps", not mps_why, mps_why)]
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU multiplies bf16 in hardware (AVX512-BF16 / AMX); elsewhere bf16
     is emulated and slower than fp32."""
@@ -92,6 +120,8 @@ def choose(device: str = "auto", quality: str = "auto") -> Placement:
         device = "cuda" if "cuda" in have else "mps" if "mps" in have else "cpu"
     elif device.split(":")[0] not in have:
         raise DeviceUnavailable(_unavailable(device))
+    elif device.startswith("cuda:"):
+        _check_cuda_index(device)
     note = ""
     if requested == "auto" and device == "cpu":
         from engine.sampling.hardware import cuda_unusable_reason
@@ -132,6 +162,18 @@ def _log_once(note: str) -> None:
     if note not in _said:
         _said.add(note)
         log.warning("%s", note)
+
+
+def _check_cuda_index(device: str) -> None:
+    """cuda:N must name a GPU there is, or the failure would only come after the model load."""
+    import torch
+
+    count = torch.cuda.device_count()
+    index = device.split(":", 1)[1]
+    if not index.isdigit() or int(index) >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise DeviceUnavailable(f"--device {device}: this machine has {count} NVIDIA GPU(s) "
+                                f"({have}); use one of those, auto or cpu")
 
 
 def _dtype_for(device: str, quality: str) -> str:
@@ -187,17 +229,24 @@ def tune_cpu_runtime() -> None:
             log.debug("glibc not found; allocator left as is")
 
 
-def release_free_memory() -> None:
-    """Hand memory nothing uses any more back to the OS: unreachable cycles, then the
-    heap's free pages (glibc `malloc_trim`).
+def release_free_memory(collect_cycles: bool = False) -> None:
+    """Hand memory nothing uses any more back to the OS: with `collect_cycles` first the
+    unreachable cycles, then the heap's free pages (glibc `malloc_trim`).
 
     tune_cpu_runtime keeps freed blocks in the heap so that the next step reuses them;
     between the big phases (after loading, where fp32 weights became half precision, and
     after a removal's decode) that memory would otherwise stay counted against the app.
+    Cycles are only collected when asked (after loading) and on the main thread: a full
+    collection holds the GIL while it walks every object (seconds on a busy machine, so
+    the GUI would stall), and on a worker thread it may finalize the GUI's Qt objects
+    there, which crashes; Python's own collector frees them later. malloc_trim runs in C
+    without the GIL.
     """
     import gc
+    import threading
 
-    gc.collect()  # diffusers' loader leaves the fp32 VAE file mapped inside a cycle
+    if collect_cycles and threading.current_thread() is threading.main_thread():
+        gc.collect()  # diffusers' loader leaves the fp32 VAE file mapped inside a cycle
     if not sys.platform.startswith("linux"):
         return
     try:

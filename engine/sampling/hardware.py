@@ -11,7 +11,7 @@ downloaded the wrong one should hear so in one sentence, not find out from the s
 Both are found without importing torch where that is possible (the driver from the
 kernel's /proc entry or the driver library's own version call, the torch build from the
 files of the installed package), so the app can say it at start-up before the model
-loads. `device_summary` (which imports torch) names the device a placement runs on and
+loads. `device_report.device_summary` (which imports torch) names the device a placement runs on and
 its memory, for Preferences.
 """
 
@@ -25,16 +25,8 @@ import platform
 import re
 import sys
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from engine.errors import MoebiusError
-from engine.events import Done, Failed, JobEvent
-
-if TYPE_CHECKING:
-    from engine.sampling.device import Placement
 
 log = logging.getLogger(__name__)
 
@@ -225,25 +217,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "CPU"
 
 
-def device_summary(placement: Placement) -> str:
-    """'NVIDIA GeForce RTX 4070 · 12.0 GB · fp16' or 'CPU: AMD Ryzen 7 · 32.0 GB RAM ·
-    fp32': the device a placement runs on and its memory (imports torch)."""
-    import psutil
-
-    names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-    precision = names[placement.dtype]
-    if placement.device.startswith("cuda"):
-        import torch
-
-        index = torch.device(placement.device).index or 0
-        props = torch.cuda.get_device_properties(index)
-        return f"{props.name} · {props.total_memory / 1e9:.1f} GB · {precision}"
-    ram = psutil.virtual_memory().total / 1e9
-    if placement.device == "mps":
-        return f"Apple GPU (Metal) · {ram:.1f} GB shared memory · {precision}"
-    return f"CPU: {cpu_name()} · {ram:.1f} GB RAM · {precision}"
-
-
 def startup_notice() -> str | None:
     """What to tell a person once, when the app starts, without importing torch: that a
     GPU build exists (CPU build, NVIDIA driver present), or why this GPU build will run on
@@ -260,25 +233,3 @@ def device_option_help() -> str:
     text = "auto, cpu, cuda, mps or cuda:N (default auto: the GPU if there is one)."
     notice = startup_notice()
     return f"{text} {notice}" if notice else text
-
-
-@dataclass(frozen=True)
-class DeviceReport:
-    """The device removals run on with given settings, for Preferences."""
-
-    summary: str  # device_summary(...)
-    note: str  # why a GPU is not used, or that a GPU build exists; "" when neither
-
-
-def device_report_events(device: str, quality: str) -> Iterator[JobEvent]:
-    """A job (it imports torch, so the app runs it on its worker): Done(DeviceReport)
-    for these settings, or Failed when the device cannot be used."""
-    from engine.sampling.device import choose
-
-    try:
-        placement = choose(device, quality)
-        note = (f"The GPU build runs on the CPU here: {placement.note}." if placement.note
-                else gpu_build_notice() or "")
-        yield Done(DeviceReport(device_summary(placement), note))
-    except MoebiusError as exc:
-        yield Failed(str(exc), error=exc)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 import numpy as np
 
@@ -30,6 +30,20 @@ if TYPE_CHECKING:
     from engine.net.vae import Vae
 
 log = logging.getLogger(__name__)
+
+
+def regions_per_batch(placement: Placement) -> int:
+    """Regions of one photo that may share a batch of the network. On a GPU a batch of
+    several costs little more than one; on the CPU a step's time grows with the batch, so
+    batching there would only add memory."""
+    return 1 if placement.device == "cpu" else 4
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A part of `inpaint` starts: "encoding", "denoising" or "decoding"."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,7 @@ class MoebiusInpainter:
                  cuda_graphs: bool = True):
         self.model, self.vae, self.placement = model, vae, placement
         self.encodings = EncodeCache()  # Try again reuses the encoder pass
-        # Regions of one photo that may share a batch of the network. On a GPU a batch of
-        # several costs little more than one; on the CPU the time grows with the batch
-        # (bench/bench_levers.py), so batching there would only add memory.
-        self.max_regions = 1 if placement.device == "cpu" else 4
+        self.max_regions = regions_per_batch(placement)
         # The VAE as engine/net/vae_decode.py runs it; False: as diffusers does (baseline).
         self.lean_vae = True
         self.forward: Callable[..., torch.Tensor] = model
@@ -66,8 +77,11 @@ class MoebiusInpainter:
     @classmethod
     def load(
         cls, unet_path: str | Path, vae_dir: str | Path, placement: Placement,
-        cache: bool = True, cuda_graphs: bool = True,
+        cache: bool = True, cuda_graphs: bool = True, cancel: CancelToken | None = None,
     ) -> MoebiusInpainter:
+        """Read both networks and place them. A set `cancel` stops the load between its
+        parts (reading the network, preparing it, moving it to the device, the
+        autoencoder) with Cancelled; what was read so far is dropped."""
         import torch
 
         from engine.net.checkpoint import load_model
@@ -75,22 +89,31 @@ class MoebiusInpainter:
         from engine.net.vae import Vae, use_channels_last
         from engine.sampling.device import tune_cpu_runtime
 
+        def check() -> None:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+
+        check()
         cpu = placement.device == "cpu"
         if cpu:
             tune_cpu_runtime()
         model = load_model(unet_path, cache=cache)
+        check()
         # Converted layer by layer on the CPU, moved whole to a GPU.
         model = cast("RemovalModel", prepare_for_inference(model, placement.torch_dtype
                                                            if cpu else None))
+        check()
         model = model.to(placement.torch_device, placement.torch_dtype)
         if cpu:
             release_free_memory()  # what the fp32 checkpoint occupied
+        check()
         # The VAE stays in fp32 on GPUs: its decoder overflows in fp16.
         vae_dtype = placement.torch_dtype if cpu else torch.float32
         vae = Vae.load(vae_dir, placement.torch_device, vae_dtype)
+        check()
         if cpu:
             use_channels_last(vae)
-            release_free_memory()  # its fp32 copy and mapped file
+            release_free_memory(collect_cycles=True)  # its fp32 copy and mapped file
         return cls(model, vae, placement, cuda_graphs=cuda_graphs)
 
     @property
@@ -106,12 +129,14 @@ class MoebiusInpainter:
     def prepare(
         self, images: np.ndarray, masks: np.ndarray,
         generator: torch.Generator | Sequence[torch.Generator], noise_offset: float,
+        cancel: CancelToken | None = None,
     ) -> Prepared:
         """uint8 [B, S, S, 3] images and bool/uint8 [B, S, S] masks -> sampler inputs.
 
         One generator draws for the whole batch in the reference's order; a list of B
         generators gives each item the draws it would get alone (batched regions). The
-        encoder pass of an input seen before comes from `self.encodings`.
+        encoder pass of an input seen before comes from `self.encodings`. A set `cancel`
+        stops the encoder between its blocks (Cancelled).
         """
         import torch
         import torch.nn.functional as F
@@ -130,7 +155,8 @@ class MoebiusInpainter:
         # Each image goes through the encoder with its masked copy as one batch (as the
         # reference does for one image); the rows come out in the reference's order:
         # all image rows, then all masked rows.
-        pairs = [self._moments(images[i], masks[i], image[i], masked_image[i]) for i in range(b)]
+        pairs = [self._moments(images[i], masks[i], image[i], masked_image[i], cancel)
+                 for i in range(b)]
         mean = torch.cat([p[0][:1] for p in pairs] + [p[0][1:] for p in pairs])
         std = torch.cat([p[1][:1] for p in pairs] + [p[1][1:] for p in pairs])
         h = self.image_size // 8
@@ -148,7 +174,7 @@ class MoebiusInpainter:
         return Prepared(image, mask, masked_image, latents, masked_latents, mask_latent, noise)
 
     def _moments(self, pixels: np.ndarray, hole: np.ndarray, image: torch.Tensor,
-                 masked_image: torch.Tensor) -> Moments:
+                 masked_image: torch.Tensor, cancel: CancelToken | None) -> Moments:
         """The encoder's (mean, std) of [image; masked image], from the cache if seen."""
         import torch
 
@@ -158,9 +184,20 @@ class MoebiusInpainter:
             # On the CPU one image at a time: the encoder's full-size maps set the peak
             # memory of a removal (1.3 GB in fp32 for the pair at once).
             moments = encode_moments(self.vae, torch.stack([image, masked_image]),
-                                     one_at_a_time=self.lean_vae and self.placement.device == "cpu")
+                                     one_at_a_time=self.lean_vae and self.placement.device == "cpu",
+                                     cancel=cancel)
             self.encodings.put(key, moments)
         return moments
+
+    @overload
+    def inpaint(self, images: np.ndarray, masks: np.ndarray, settings: SamplerSettings,
+                seed: int | Sequence[int], cancel: CancelToken | None = None, *,
+                phases: Literal[False] = False) -> Generator[StepOutput, None, np.ndarray]: ...
+
+    @overload
+    def inpaint(self, images: np.ndarray, masks: np.ndarray, settings: SamplerSettings,
+                seed: int | Sequence[int], cancel: CancelToken | None = None, *,
+                phases: Literal[True]) -> Generator[StepOutput | Phase, None, np.ndarray]: ...
 
     def inpaint(
         self,
@@ -169,12 +206,17 @@ class MoebiusInpainter:
         settings: SamplerSettings,
         seed: int | Sequence[int],
         cancel: CancelToken | None = None,
-    ) -> Generator[StepOutput, None, np.ndarray]:
+        *,
+        phases: bool = False,
+    ) -> Generator[StepOutput | Phase, None, np.ndarray]:
         """Yields one StepOutput per network call; returns uint8 [B, S, S, 3].
 
         With one seed the batch shares one generator (the reference's behaviour); with a
         seed per image each gets what it would get alone, so batching regions changes
-        their results only by float rounding."""
+        their results only by float rounding. With `phases=True` it also yields a `Phase`
+        as the encoder, the network steps and the decoder start, so a caller can report
+        (and time) them. `cancel` stops between steps and inside the network and
+        autoencoder passes, between their blocks."""
         import torch
 
         if isinstance(seed, (int, np.integer)):
@@ -182,7 +224,11 @@ class MoebiusInpainter:
                 int(seed))
         else:
             generator = [torch.Generator().manual_seed(int(s)) for s in seed]
-        prep = self.prepare(images, masks, generator, settings.noise_offset)
+        if phases:
+            yield Phase("encoding")
+        prep = self.prepare(images, masks, generator, settings.noise_offset, cancel)
+        if phases:
+            yield Phase("denoising")
         latents = yield from denoise(
             self.model,
             prep.latents,
@@ -195,9 +241,12 @@ class MoebiusInpainter:
         )
         if cancel is not None:
             cancel.raise_if_cancelled()
+        if phases:
+            yield Phase("decoding")
         # One image at a time: the decoder's activations at full size are the largest
         # tensors of a removal, and a batch would multiply them.
-        decode = partial(decode_lean, self.vae) if self.lean_vae else self.vae.decode
+        decode = (partial(decode_lean, self.vae, cancel=cancel) if self.lean_vae
+                  else partial(self.vae.decode, cancel=cancel))
         out = np.concatenate([to_uint8(decode(z[None])) for z in latents])
         if self.placement.device == "cpu":
             release_free_memory()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.events import CancelToken
+from engine.net.interrupt import stop_points
 
 if TYPE_CHECKING:
     import torch
@@ -133,7 +134,11 @@ def denoise(
     for i, t in enumerate(timesteps):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        eps = _guided_eps(model, forward or model, x, cond, t, ids, settings.guidance)
+        # A step takes seconds on a CPU: cancel also stops it between the network's
+        # blocks. Not inside a CUDA-graph replay, which is one launch (and milliseconds).
+        hooked = cancel if forward is None else None
+        with stop_points(model.stop_blocks() if hooked else (), hooked):
+            eps = _guided_eps(model, forward or model, x, cond, t, ids, settings.guidance)
         x_next = scheduler.step(eps, int(t), x).prev_sample
         yield StepOutput(i, len(timesteps), int(t), x, eps, x_next)
         x = x_next

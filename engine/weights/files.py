@@ -15,19 +15,21 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.about import command_line
+from engine.disk import remove_stale_temps, size_text, temp_path
 from engine.errors import Cancelled, CheckpointError, DiskFull, MoebiusError
+from engine.weights.location import ENV_VAR
 from engine.weights.zoo import ModelEntry
 
 if TYPE_CHECKING:
     from engine.events import CancelToken
     from engine.net.config import MoebiusConfig
 
-ENV_VAR = "MOEBIUS_MODELS_DIR"  # names the models root; see engine.weights.store.models_root
 MARKER = "verified.json"
 INCOMING = ".incoming"  # partial downloads; their presence means "downloading"
 IMPORTING = ".importing"  # staging for an import; always removed before returning
@@ -68,10 +70,6 @@ def _dir_size(folder: Path) -> int:
         return 0
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
-
-
 def _check_cancel(cancel: CancelToken | None) -> None:
     # Only downloads pass a token (hashing a downloaded file can take a while), hence
     # the message.
@@ -97,7 +95,8 @@ def _ensure_space(needed: int, where: Path) -> None:
     free = shutil.disk_usage(where).free
     if needed > free:
         raise DiskFull(
-            f"not enough disk space in {where}: {_mb(needed)} needed, {_mb(free)} free. "
+            f"not enough disk space in {where}: {size_text(needed)} needed, "
+            f"{size_text(free)} free. "
             f"Free some space or choose another models folder (setting or ${ENV_VAR})."
         )
 
@@ -129,9 +128,13 @@ def _read_marker(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    remove_stale_temps(path.parent)  # a marker write killed half-way
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_marker(entry: ModelEntry, folder: Path, hashes: dict, source: str) -> None:
@@ -190,35 +193,120 @@ def _installed_names(entry: ModelEntry, folder: Path, marker: dict | None) -> li
 # ---- finding what to import ----------------------------------------------------------
 
 
-def _import_sources(entry: ModelEntry, src: Path) -> dict[str, Path]:
-    """Local file name -> file to import, found in what the person pointed at."""
+def _import_sources(entry: ModelEntry, chosen: Sequence[Path],
+                   vae_config: Path) -> dict[str, Path]:
+    """Local file name -> file to import, found in what the person chose: one file, one
+    folder, or several files (the autoencoder's config.json and weights, in any folder
+    and under any name). The autoencoder's weights alone are enough: its configuration
+    is fixed, so `vae_config` stands in for a missing config.json."""
+    files = [p for p in chosen if not p.is_dir()]
+    folders = [p for p in chosen if p.is_dir()]
+    shown = ", ".join(str(p) for p in chosen)
     if entry.kind == "vae":
-        base = src if src.is_dir() else src.parent
-        for folder in (base, base / "vae"):
-            weights = [folder / n for n in WEIGHT_NAMES if (folder / n).is_file()]
-            if (folder / "config.json").is_file() and weights:
-                return {"config.json": folder / "config.json", weights[0].name: weights[0]}
-        raise CheckpointError(
-            f"{src} is not an autoencoder folder: it needs config.json and "
-            "diffusion_pytorch_model.bin (or .safetensors) side by side.\n" + manual_help(entry)
-        )
-    if src.is_dir():
-        found = [d / n for d in (src, src / entry.id) for n in WEIGHT_NAMES if (d / n).is_file()]
+        return _vae_sources(entry, files, folders, vae_config, shown)
+    for folder in folders:
+        found = [d / n for d in (folder, folder / entry.id) for n in WEIGHT_NAMES
+                 if (d / n).is_file()]
         if not found:
-            loose = [p for p in src.iterdir() if p.suffix in IMPORTABLE_SUFFIXES]
+            loose = [p for p in folder.iterdir() if p.suffix in IMPORTABLE_SUFFIXES]
             found = loose if len(loose) == 1 else []
         if not found:
             raise CheckpointError(
-                f"no Moebius weights in {src}: expected diffusion_pytorch_model.bin (or "
+                f"no Moebius weights in {folder}: expected diffusion_pytorch_model.bin (or "
                 f".safetensors), directly or in a {entry.id}/ sub-folder.\n" + manual_help(entry)
             )
-        src = found[0]
-    if src.suffix not in IMPORTABLE_SUFFIXES:
+        files.append(found[0])
+    weights = [p for p in files if p.suffix in IMPORTABLE_SUFFIXES]
+    if not weights:
         raise CheckpointError(
-            f"{src} is not a weight file: expected a .bin or .safetensors file.\n"
+            f"{shown} is not a weight file: expected a .bin or .safetensors file.\n"
             + manual_help(entry)
         )
-    return {WEIGHT_NAMES[0] if src.suffix == ".safetensors" else WEIGHT_NAMES[1]: src}
+    if len(weights) > 1:
+        raise CheckpointError(f"choose one weight file for {entry.name}, not {len(weights)}")
+    return {_local_weight_name(weights[0]): weights[0]}
+
+
+def _vae_sources(entry: ModelEntry, files: list[Path], folders: list[Path], vae_config: Path,
+                 shown: str) -> dict[str, Path]:
+    for folder in folders:
+        for d in (folder, folder / "vae"):
+            found = [d / n for n in WEIGHT_NAMES if (d / n).is_file()]
+            if found:
+                files += [found[0], *([d / "config.json"] if (d / "config.json").is_file()
+                                      else [])]
+                break
+    weights = [p for p in files if p.suffix in IMPORTABLE_SUFFIXES]
+    configs = [p for p in files if p.suffix == ".json"]
+    if not weights and configs:  # the config alone: its weights may sit beside it
+        weights = [configs[0].parent / n for n in WEIGHT_NAMES
+                   if (configs[0].parent / n).is_file()][:1]
+    if len(weights) != 1 or len(configs) > 1:
+        what = ("config.json and one weight file" if weights or configs
+                else "diffusion_pytorch_model.bin (or .safetensors)")
+        raise CheckpointError(
+            f"{shown} is not the autoencoder: it needs {what}.\n" + manual_help(entry)
+        )
+    if _weight_kind(weights[0]) == "unet":
+        raise CheckpointError(
+            f"{weights[0]} is a Moebius network (a fine-tune), not the autoencoder"
+        )
+    beside = weights[0].parent / "config.json"
+    config = configs[0] if configs else beside if beside.is_file() else vae_config
+    return {"config.json": config, _local_weight_name(weights[0]): weights[0]}
+
+
+def _local_weight_name(path: Path) -> str:
+    return WEIGHT_NAMES[0] if path.suffix == ".safetensors" else WEIGHT_NAMES[1]
+
+
+def _weight_kind(path: Path) -> str | None:
+    """"vae" or "unet" judged by the tensor names in a weight file (read lazily: a
+    memory map or the safetensors header); None when it is neither or unreadable."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                keys = set(f.keys())
+        else:
+            from engine.net.checkpoint import read_state_dict
+
+            keys = set(read_state_dict(path))
+    except Exception:  # noqa: BLE001 - not readable as weights: the checks will say why
+        return None
+    if "quant_conv.weight" in keys or any(k.startswith("encoder.down_blocks") for k in keys):
+        return "vae"
+    if any(k.startswith(("diff_model.", "embedding_layer.")) for k in keys):
+        return "unet"
+    return None
+
+
+def _is_vae_config(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("_class_name") == "AutoencoderKL"
+                                       or "latent_channels" in data)
+
+
+def files_kind(chosen: Sequence[Path]) -> str | None:
+    """What the person chose holds: "vae" (the autoencoder), "unet" (a Moebius network)
+    or None (cannot tell; the import's checks will say what is wrong)."""
+    for p in chosen:
+        candidates = [p]
+        if p.is_dir():
+            candidates = [d / n for d in (p, p / "vae") for n in ("config.json", *WEIGHT_NAMES)]
+            candidates += sorted(q for q in p.iterdir() if q.suffix in IMPORTABLE_SUFFIXES)
+        for c in candidates:
+            if c.suffix == ".json" and c.is_file() and _is_vae_config(c):
+                return "vae"
+            if c.suffix in IMPORTABLE_SUFFIXES and c.is_file():
+                kind = _weight_kind(c)
+                if kind is not None:
+                    return kind
+    return None
 
 
 # ---- is it the network (or autoencoder) Moebius needs? -------------------------------
@@ -230,7 +318,8 @@ def _check_unet(path: Path, config: MoebiusConfig) -> None:
 
     if not _looks_like_weights(path):  # else torch's unpickler blames "Python objects"
         raise CheckpointError(
-            f"{path} is not a weight file (neither a PyTorch checkpoint nor safetensors)"
+            f"{path} is not a weight file (neither a PyTorch checkpoint nor safetensors); "
+            "choose the diffusion_pytorch_model.bin you downloaded."
         )
     sd = read_state_dict(path)
     expected = expected_shapes(config)
@@ -265,12 +354,13 @@ def _check_vae(folder: Path, vae_config: Path) -> None:
 
 
 def _looks_like_weights(path: Path) -> bool:
-    """A zip (torch.save), a legacy pickle (protocol byte 0x80) or a safetensors header."""
+    """A zip (torch.save; also one cut short, which the loader reports as incomplete), a
+    legacy pickle (protocol byte 0x80) or a safetensors file."""
     with open(path, "rb") as f:
         head = f.read(16)
     if path.suffix == ".safetensors" or zipfile.is_zipfile(path):
         return True
-    return head[:1] == b"\x80"
+    return head[:1] == b"\x80" or head[:4] == b"PK\x03\x04" or not head
 
 
 def _diagnose(sd, expected: dict) -> tuple[str, bool]:

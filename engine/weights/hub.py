@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
 
+from engine.disk import size_text
 from engine.errors import (
     CheckpointError,
     DiskFull,
@@ -45,7 +46,6 @@ from engine.weights.files import (
     _check_cancel,
     _digests,
     _ensure_space,
-    _mb,
     _size,
     manual_help,
 )
@@ -107,6 +107,12 @@ class _Reporter:
         if self.callback is not None and self.done != self.sent:
             self.sent, self.when = self.done, now or time.monotonic()
             self.callback(self.done, self.total)
+
+
+def _endpoint_note() -> str:
+    """Names the mirror setting only to people who set it (they know what it is)."""
+    mirror = os.environ.get("HF_ENDPOINT")
+    return f" (downloads come from HF_ENDPOINT={mirror})" if mirror else ""
 
 
 def _pause(seconds: float, cancel: CancelToken | None) -> None:
@@ -194,9 +200,9 @@ class HubDownloads:
             self._fail(exc, f"{entry.repo}/{repo_path}", help)
         if meta.commit_hash is None:  # a captive portal or proxy page, not a hub
             raise DownloadError(
-                f"{self.endpoint} answered but is not a Hugging Face server (no X-Repo-Commit "
-                "header). Check HF_ENDPOINT, the proxy settings or sign in to the network.\n"
-                + help
+                f"{self.endpoint} answered, but not the way the model server does: this "
+                "network may want you to sign in first (open any web page in a browser), or "
+                f"a proxy is in the way{_endpoint_note()}.\n" + help
             )
         same = urlparse(hub_url).hostname == urlparse(meta.location).hostname
         return _Remote(entry, repo_path, hub_url, meta.location, meta.size, meta.etag, same, help)
@@ -361,21 +367,25 @@ class HubDownloads:
                 "busy. Try again later.\n" + help
             )
         if isinstance(exc, httpx.ConnectError):
-            dns = re.search(r"name or service|nodename|name resolution|getaddrinfo", str(exc), re.I)
-            reason = "its name could not be resolved (DNS)" if dns else "the connection failed"
+            # The raw error ("[Errno -2] Name or service not known") helps nobody reading
+            # the message; it goes to the log.
+            log.info("cannot connect to %s: %s", self.endpoint, exc)
             return HubUnreachable(
-                f"cannot reach {self.endpoint} to download {where}: {reason} ({exc}). Check the "
-                "internet connection, proxy settings and HF_ENDPOINT.\n" + help
+                f"cannot reach {self.endpoint} to download {where}: this computer seems to be "
+                "offline, or a firewall or proxy blocks the connection. Check the internet "
+                f"connection and try again{_endpoint_note()}.\n" + help
             )
         if isinstance(exc, httpx.TransportError):
-            what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({exc})"
-            resume = f" after {_mb(done)}; run the download again to resume" if done else ""
+            log.info("transfer from %s failed: %r", self.endpoint, exc)
+            what = "timed out" if isinstance(exc, httpx.TimeoutException) else "was interrupted"
+            resume = (f" after {size_text(done)}; run the download again to resume"
+                      if done else "")
             return HubUnreachable(
                 f"the connection to {self.endpoint} for {where} {what}{resume}.\n" + help
             )
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return DiskFull(
-                f"the disk holding {self.root} is full ({_mb(done)} of {where} saved; the "
+                f"the disk holding {self.root} is full ({size_text(done)} of {where} saved; the "
                 "download resumes once there is space)."
             )
         return exc

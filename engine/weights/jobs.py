@@ -46,11 +46,48 @@ def download_events(store: WeightStore, variant: str, cancel: CancelToken) -> It
             return
 
 
-def import_events(store: WeightStore, variant: str, path: str,
+def import_events(store: WeightStore, variant: str, path,
                   cancel: CancelToken) -> Iterator[JobEvent]:
-    """Import (copy or hard-link, then verify by loading) on the worker thread."""
+    """Import (copy or hard-link, then verify by loading) on the worker thread.
+
+    `path` is a file, a folder or a list of files. When they turn out to be the shared
+    autoencoder's, they are installed as the autoencoder whichever model was asked for
+    (the person picked the files they had); Done carries the resulting ModelState."""
     yield Progress("importing", 0, 1, 0.0, "Checking the files…")
     try:
-        yield Done(store.import_weights(variant, path))
+        target = "vae" if store.identify(path) == "vae" else variant
+        yield Done(store.import_weights(target, path))
     except MoebiusError as exc:
         yield Failed(str(exc), error=exc)
+
+
+def verify_events(store: WeightStore, names: list[str],
+                  cancel: CancelToken) -> Iterator[JobEvent]:
+    """Re-check installed models one by one; Done carries their new ModelStates."""
+    states = []
+    try:
+        for i, name in enumerate(names):
+            cancel.raise_if_cancelled()
+            entry = store.state(name).entry
+            yield Progress("verifying", i, len(names), i / len(names),
+                           f"Checking {entry.name}…")
+            states.append(store.verify(name))
+    except Cancelled:
+        yield Failed("Check cancelled.", cancelled=True)
+        return
+    except MoebiusError as exc:
+        yield Failed(str(exc), error=exc)
+        return
+    yield Done(states)
+
+
+def remove_events(store: WeightStore, name: str, cancel: CancelToken) -> Iterator[JobEvent]:
+    """Delete a model's files (a large folder can take a moment on slow disks)."""
+    yield Progress("removing", 0, 1, 0.0, "Removing…")
+    try:
+        store.remove(name)
+    except (MoebiusError, OSError) as exc:
+        yield Failed(f"Could not remove it: {exc}", error=exc if isinstance(exc, MoebiusError)
+                     else None)
+        return
+    yield Done(store.state(name))

@@ -21,17 +21,19 @@ Their public names are importable from here as well.
 from __future__ import annotations
 
 import builtins
+import errno
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.about import APP_DIR_NAME, command_line
+from engine.about import command_line
+from engine.disk import size_text
 from engine.errors import CheckpointError, MoebiusError, UnknownModel, WeightsMissing
 from engine.net.checkpoint import SAFETENSORS_CACHE_NAME
 from engine.net.config import CONFIG_DIR
@@ -53,14 +55,15 @@ from engine.weights.files import (
     _installed_names,
     _link_or_copy,
     _marker_problem,
-    _mb,
     _present,
     _read_marker,
     _write_json,
     _write_marker,
+    files_kind,
     manual_help,
 )
 from engine.weights.hub import REPORT_BYTES, REPORT_SECONDS, HubDownloads, ProgressFn
+from engine.weights.location import models_root
 from engine.weights.state import ModelState, Status
 from engine.weights.zoo import ModelEntry
 
@@ -79,17 +82,6 @@ log = logging.getLogger(__name__)
 VAE_CONFIG = CONFIG_DIR / "pixelhacker_vae.json"
 
 
-def models_root(override: str | os.PathLike | None = None) -> Path:
-    """The models folder: explicit argument (the GUI setting) > $MOEBIUS_MODELS_DIR > default."""
-    if override:
-        return Path(override).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_DIR_NAME)) / "models"
-
-
 # Folders being changed by this process -> what is happening ("downloading", ...).
 _ACTIVE: dict[str, str] = {}
 _ACTIVE_LOCK = threading.Lock()
@@ -99,8 +91,24 @@ def _key(folder: Path) -> str:
     return str(folder.resolve())
 
 
+def _as_paths(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    if isinstance(path, str | os.PathLike):
+        return [Path(path).expanduser()]
+    return [Path(p).expanduser() for p in path]
+
+
 class _Damaged(Exception):
     pass
+
+
+def _unwritable(root: Path, activity: str, exc: OSError) -> MoebiusError:
+    """One sentence for a models folder this process may not change."""
+    why = {errno.EROFS: "is on a read-only disk", errno.EACCES: "is read-only for you",
+           errno.EPERM: "is read-only for you", errno.ENOSPC: "is on a full disk"}
+    state = why.get(exc.errno or 0, f"cannot be written ({exc.strerror or exc})")
+    return MoebiusError(f"The folder {root} {state}, so {activity} a model there is not "
+                        f"possible; choose a writable models folder (Preferences or "
+                        f"${ENV_VAR}).")
 
 
 class WeightStore(HubDownloads):
@@ -144,7 +152,7 @@ class WeightStore(HubDownloads):
         if problem is None:
             return ModelState(entry, Status.READY, folder, "", partial)
         if partial:
-            detail = f"{_mb(partial)} downloaded; download again to resume"
+            detail = f"{size_text(partial)} downloaded; download again to resume"
             return ModelState(entry, Status.DOWNLOADING, folder, detail, partial)
         if _present(entry, folder):
             return ModelState(entry, Status.DAMAGED, folder, problem)
@@ -181,16 +189,20 @@ class WeightStore(HubDownloads):
 
     # ---- import, verify, remove ------------------------------------------------------
 
-    def import_weights(self, name: str, path: str | os.PathLike) -> ModelState:
-        """Install weights from a file or folder (hard link when possible, else copy).
+    def import_weights(self, name: str,
+                       path: str | os.PathLike | Sequence[str | os.PathLike]) -> ModelState:
+        """Install weights from a file, a folder or several files (hard link when possible,
+        else copy). For the autoencoder, its config.json and weights may be chosen as two
+        files, or the weights alone (its configuration is fixed).
 
         The files are checked by loading them first; on any failure nothing is changed.
         """
         entry = zoo.resolve(name)
-        src = Path(path).expanduser()
-        if not src.exists():
-            raise MoebiusError(f"{src} does not exist")
-        sources = _import_sources(entry, src)
+        chosen = _as_paths(path)
+        for p in chosen:
+            if not p.exists():
+                raise MoebiusError(f"{p} does not exist")
+        sources = _import_sources(entry, chosen, self.vae_config)
         folder = self.folder(entry.id)
         existed = folder.exists()
         with self._claim([entry], "importing"):
@@ -199,17 +211,24 @@ class WeightStore(HubDownloads):
             stage.mkdir(parents=True)
             try:
                 for local, source in sources.items():
-                    _link_or_copy(source, stage / local)
+                    if source == self.vae_config:  # our own copy: never a hard link to it
+                        shutil.copyfile(source, stage / local)
+                    else:
+                        _link_or_copy(source, stage / local)
                 hashes = {n: _digests(stage / n)[0] for n in sources}
                 try:
-                    self._install(entry, stage, hashes, str(src.resolve()))
+                    where = ", ".join(str(p.resolve()) for p in chosen)
+                    self._install(entry, stage, hashes, where)
                 except CheckpointError as exc:
                     message = str(exc)  # name the person's files, not our staging copies
                     for local, source in sources.items():
                         message = message.replace(str(stage / local), str(source))
                     message = message.replace(str(stage), str(next(iter(sources.values())).parent))
+                    shown = ", ".join(str(p) for p in chosen)
+                    if len(chosen) == 1 and message.startswith(f"{shown} "):  # named once
+                        message = "the file" + message[len(shown):]
                     raise CheckpointError(
-                        f"{src} cannot be used as {entry.name} ({entry.id}): {message}",
+                        f"{shown} cannot be used as {entry.name} ({entry.id}): {message}",
                         exc.missing, exc.unexpected, exc.misshaped,
                     ) from exc
             finally:
@@ -218,6 +237,19 @@ class WeightStore(HubDownloads):
                     folder.rmdir()
             shutil.rmtree(folder / INCOMING, ignore_errors=True)  # a stale download is moot
         return self.state(entry.id)
+
+    def identify(self, path: str | os.PathLike | Sequence[str | os.PathLike]) -> str | None:
+        """What the chosen files are: "vae", "unet" or None when it cannot be told (the
+        import's checks then say what is wrong). Reads tensor names only."""
+        return files_kind(_as_paths(path))
+
+    def size_on_disk(self, name: str) -> int:
+        """Bytes in a model's folder, partial downloads included."""
+        folder = self.folder(name)
+        try:
+            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        except OSError:
+            return 0
 
     def verify(self, name: str) -> ModelState:
         """Re-hash and re-load installed files. Returns the resulting state; a failure is
@@ -250,10 +282,16 @@ class WeightStore(HubDownloads):
             except _Damaged as bad:
                 if marker is not None:
                     marker["damaged"] = str(bad)
-                    _write_json(folder / MARKER, marker)
+                    try:
+                        _write_json(folder / MARKER, marker)
+                    except OSError as exc:
+                        raise _unwritable(folder, "verifying", exc) from exc
                 return replace(self.state(entry.id), status=Status.DAMAGED, detail=str(bad))
             source = (marker or {}).get("source", "found on disk")
-            _write_marker(entry, folder, hashes, source)
+            try:
+                _write_marker(entry, folder, hashes, source)
+            except OSError as exc:
+                raise _unwritable(folder, "verifying", exc) from exc
         return self.state(entry.id)
 
     def verify_all(self) -> builtins.list[ModelState]:
@@ -271,7 +309,10 @@ class WeightStore(HubDownloads):
         if not folder.exists():
             return False
         with self._claim([entry], "removing"):
-            shutil.rmtree(folder)
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise _unwritable(folder, "removing", exc) from exc
         log.info("removed %s", folder)
         return True
 
@@ -312,17 +353,20 @@ class WeightStore(HubDownloads):
             _ACTIVE.update(dict.fromkeys(keys, activity))
         locks = []
         try:
-            (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
-            for e in entries:
-                lock = FileLock(str(self.root / LOCKS / f"{e.id}.lock"))
-                try:
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    raise MoebiusError(
-                        f"{e.name} is being changed by another Moebius Studio; wait for it to "
-                        "finish"
-                    ) from None
-                locks.append(lock)
+            try:
+                (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+                for e in entries:
+                    lock = FileLock(str(self.root / LOCKS / f"{e.id}.lock"))
+                    try:
+                        lock.acquire(timeout=0)
+                    except Timeout:
+                        raise MoebiusError(
+                            f"{e.name} is being changed by another Moebius Studio; wait for it "
+                            "to finish"
+                        ) from None
+                    locks.append(lock)
+            except OSError as exc:  # a read-only or full models folder, a permission problem
+                raise _unwritable(self.root, activity, exc) from exc
             yield
         finally:
             for lock in reversed(locks):

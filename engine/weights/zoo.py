@@ -91,6 +91,11 @@ ALIASES = {
 }
 
 
+# The short name the command line shows for each variant (--model takes it).
+ALIAS_OF = {"pretrained": "general", "ft_places2": "places2", "ft_celebahq": "celebahq",
+            "ft_ffhq": "ffhq"}
+
+
 def resolve(name: str) -> ModelEntry:
     """The entry for a variant id, an alias or "vae" (any case); UnknownModel otherwise."""
     key = name.strip().lower().replace("-", "_")
