@@ -163,10 +163,11 @@ def run_removal(
 
 def _work_plan(settings: RemovalSettings, groups: list[tuple[int, list[Region]]],
                loading: bool) -> WorkPlan:
-    """Loading, then per batch of regions one fill and a compositing per region."""
+    """Loading, then per batch of regions one fill and the compositing of its regions
+    (one unit each)."""
     stages = [("loading", 1)] if loading else []
     for _, group in groups:
-        stages += fill_stages(settings) + [("compositing", 1)] * len(group)
+        stages += fill_stages(settings) + [("compositing", len(group))]
     return WorkPlan(stages)
 
 
@@ -248,7 +249,7 @@ def _remove_regions(work, job, engine, group: list[Region], first: int, count: i
     cancel.raise_if_cancelled()
     boxes = []
     for k, (m, filled) in enumerate(zip(inputs, fill.value, strict=True)):
-        yield plan.progress("compositing", 0, 1, _stage_text("compositing", first + k, 1, count))
+        yield plan.progress("compositing", k, n, _stage_text("compositing", first + k, 1, count))
         boxes.append(_put_back(work, job, engine, m, filled))
     return boxes
 
