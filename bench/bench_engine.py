@@ -6,14 +6,19 @@ Modes:
             default allocator, fp32: the baseline
     exact   what the app runs in "Exact" quality: fp32, batch norms folded,
             channels-last, tuned allocator (CPU), CUDA graphs without TF32 (GPU)
-    fast    "Fast" quality: bf16 weights and activations, norms and softmax in fp32
+    fast    "Fast" quality: bf16 weights and activations (and VAE on the CPU), norms and
+            softmax accumulated in fp32
     fast16  GPU only: fp16 instead of bf16
     eager   GPU only: bf16 without CUDA graphs (shows what the graphs buy)
+    MODE-3x3  MODE without the sub-pixel upsampling (e.g. cuda:fast16-3x3)
 
     python -m bench.bench_engine                          # every mode available here
     python -m bench.bench_engine --only cpu:exact cpu:plain --image-runs 1
+    python -m bench.bench_engine --cpu-time     # CPU seconds (all threads), for a busy machine
 
-Each configuration runs in its own process so that its peak memory is its own.
+Each configuration runs in its own process so that its peak memory is its own. Peak RSS is
+reported for the whole process and, on Linux, for the removals alone (network loaded).
+Levers tried one by one: bench/bench_levers.py.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import subprocess
 import sys
 import time
 
-from bench.common import full_weights, machine, peak_rss_gib, timed, write_result
+from bench.common import (
+    current_peak_rss_gib,
+    full_weights,
+    machine,
+    peak_rss_gib,
+    restart_peak_rss,
+    timed,
+    write_result,
+)
 
 
 def configurations() -> list[str]:
@@ -48,8 +61,16 @@ def build(device: str, mode: str):
     from engine.sampling.inpainter import MoebiusInpainter
 
     unet, vae_dir = full_weights()
-    dtype = {"plain": "float32", "exact": "float32", "fast16": "float16"}.get(mode, "bfloat16")
+    base_mode = mode.removesuffix("-3x3")
+    dtype = {"plain": "float32", "exact": "float32", "fast16": "float16"}.get(base_mode,
+                                                                               "bfloat16")
     placement = Placement(device, dtype)
+    if mode.endswith("-3x3"):  # without the sub-pixel upsampling, to compare on a GPU
+        from engine.net.fold import fold_batch_norms
+
+        inp = MoebiusInpainter.load(unet, vae_dir, placement)
+        model = fold_batch_norms(load_model(unet)).to(device, placement.torch_dtype)
+        return MoebiusInpainter(model, inp.vae, placement)
     if mode != "plain":
         return MoebiusInpainter.load(unet, vae_dir, placement, cuda_graphs=mode != "eager")
     from bench.plain_model import make_plain
@@ -59,10 +80,12 @@ def build(device: str, mode: str):
         torch.backends.cudnn.allow_tf32 = False
     model = make_plain(load_model(unet)).to(device)
     vae = Vae.load(vae_dir, device, torch.float32)
-    return MoebiusInpainter(model, vae, placement, cuda_graphs=False)
+    plain = MoebiusInpainter(model, vae, placement, cuda_graphs=False)
+    plain.lean_vae = False  # the VAE as diffusers runs it
+    return plain
 
 
-def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
+def run_one(config: str, step_repeats: int, image_runs: int, cpu_time: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -85,7 +108,9 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
         with torch.inference_mode():
             inp.forward(sample, t, ids)
 
-    step_stats = timed(step, step_repeats, warmup=2 if device == "cuda" else 1, sync=sync)
+    clock = time.process_time if cpu_time else time.perf_counter
+    step_stats = timed(step, step_repeats, warmup=2 if device == "cuda" else 1, sync=sync,
+                       clock=clock)
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, 512, 512, 3), dtype=np.uint8)
@@ -93,19 +118,26 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
     mask = ((yy - 256) ** 2 + (xx - 256) ** 2 < 100**2)[None]
 
     def whole_image():
+        inp.encodings.clear()  # a new photo each time: Try again would skip the encoder
         for _ in inp.inpaint(image, mask, SamplerSettings(steps=20), seed=0):
             pass
 
     warm = 1 if device == "cuda" else 0
-    image_stats = timed(whole_image, image_runs, warmup=warm, sync=sync) if image_runs else None
+    load_peak = peak_rss_gib()
+    restart_peak_rss()  # from here: what a removal itself needs, the network loaded
+    image_stats = (timed(whole_image, image_runs, warmup=warm, sync=sync, clock=clock)
+                   if image_runs else None)
     gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     return {
         "config": config,
+        "clock": "process CPU seconds, all threads" if cpu_time else "wall",
         "dtype": str(dtype).removeprefix("torch."),
         "load_s": load_s,
         "cfg_step": step_stats,
         "image_512_20_steps": image_stats,
-        "peak_rss_gib": peak_rss_gib(),
+        "peak_rss_gib": peak_rss_gib(),  # the whole process, loading included
+        "load_peak_rss_gib": load_peak,  # loading and the step benchmark
+        "removal_peak_rss_gib": current_peak_rss_gib() if image_runs else None,
         "gpu_peak_gib": gpu_peak,
     }
 
@@ -117,11 +149,13 @@ def main() -> None:
     ap.add_argument("--step-repeats", type=int, default=3)
     ap.add_argument("--image-runs", type=int, default=1)
     ap.add_argument("--name", default="engine", help="results file bench/results/NAME.json")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time in CPU seconds of all threads instead of wall time")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.one:
-        print(json.dumps(run_one(args.one, args.step_repeats, args.image_runs)))
+        print(json.dumps(run_one(args.one, args.step_repeats, args.image_runs, args.cpu_time)))
         return
 
     full_weights()  # make them once, outside the timed children
@@ -129,6 +163,7 @@ def main() -> None:
     for config in args.only or configurations():
         cmd = [sys.executable, "-m", "bench.bench_engine", "--one", config,
                "--step-repeats", str(args.step_repeats), "--image-runs", str(args.image_runs)]
+        cmd += ["--cpu-time"] if args.cpu_time else []
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(f"{config}: failed\n{out.stderr[-2000:]}", flush=True)
@@ -137,10 +172,12 @@ def main() -> None:
         results.append(r)
         img = r["image_512_20_steps"]
         gpu = f"  GPU peak {r['gpu_peak_gib']:.2f} GiB" if r["gpu_peak_gib"] else ""
+        removal = r["removal_peak_rss_gib"]
         print(f"{config:14s} {r['dtype']:9s} step {r['cfg_step']['median_s'] * 1000:9.1f} ms  "
               f"image {img['median_s'] if img else float('nan'):7.2f} s  "
-              f"load {r['load_s']:5.1f} s  peak RSS {r['peak_rss_gib']:.2f} GiB{gpu}",
-              flush=True)
+              f"load {r['load_s']:5.1f} s  peak RSS {r['peak_rss_gib']:.2f} GiB "
+              f"(loading {r['load_peak_rss_gib']:.2f}, removal "
+              f"{removal if removal is not None else float('nan'):.2f}){gpu}", flush=True)
     path = write_result(args.name, {"machine": machine(), "results": results})
     print(f"machine: {machine()}\nwritten: {path}")
 

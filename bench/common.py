@@ -22,6 +22,26 @@ def peak_rss_gib() -> float:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
+def restart_peak_rss() -> None:
+    """Linux: start the peak (VmHWM) again from the current RSS, to measure one phase."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def current_peak_rss_gib() -> float | None:
+    """Linux: the peak RSS since restart_peak_rss (VmHWM), else None."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
 def machine() -> str:
     import torch
 
@@ -48,18 +68,20 @@ def machine() -> str:
     )
 
 
-def timed(fn, repeats: int, warmup: int = 1, sync=None) -> dict:
+def timed(fn, repeats: int, warmup: int = 1, sync=None, clock=time.perf_counter) -> dict:
+    """Median and runs of `fn` in seconds of `clock` (wall time; time.process_time gives
+    the CPU seconds of all threads together, what stays comparable on a shared machine)."""
     for _ in range(warmup):
         fn()
     runs = []
     for _ in range(repeats):
         if sync:
             sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         if sync:
             sync()
-        runs.append(time.perf_counter() - t0)
+        runs.append(clock() - t0)
     return {"median_s": statistics.median(runs), "runs_s": runs}
 
 
@@ -70,7 +92,7 @@ def full_weights() -> tuple[Path, Path]:
     from engine.net.checkpoint import save_bin
     from engine.net.config import MoebiusConfig
     from engine.net.model import RemovalModel
-    from engine.net.vae import Vae
+    from engine.net.vae import CONFIG_DIR, Vae
     from engine.net.weight_fill import fill_module_
 
     unet = CACHE / "unet" / "diffusion_pytorch_model.bin"
@@ -82,7 +104,7 @@ def full_weights() -> tuple[Path, Path]:
         model = model.to_empty(device="cpu")
         save_bin(fill_module_(model), unet)
     if not (vae_dir / "diffusion_pytorch_model.safetensors").is_file():
-        vae = Vae.from_config(ROOT / "engine" / "configs" / "pixelhacker_vae.json")
+        vae = Vae.from_config(CONFIG_DIR / "pixelhacker_vae.json")
         fill_module_(vae.model)
         vae.model.save_pretrained(vae_dir)
     return unet, vae_dir

@@ -227,3 +227,29 @@ def tune_cpu_runtime() -> None:
                 libc.mallopt(m_trim_threshold, 256 << 20)
         except OSError:  # not glibc (e.g. musl): nothing to tune
             log.debug("glibc not found; allocator left as is")
+
+
+def release_free_memory(collect_cycles: bool = False) -> None:
+    """Hand memory nothing uses any more back to the OS: with `collect_cycles` first the
+    unreachable cycles, then the heap's free pages (glibc `malloc_trim`).
+
+    tune_cpu_runtime keeps freed blocks in the heap so that the next step reuses them;
+    between the big phases (after loading, where fp32 weights became half precision, and
+    after a removal's decode) that memory would otherwise stay counted against the app.
+    Cycles are only collected when asked (after loading) and on the main thread: a full
+    collection holds the GIL while it walks every object (seconds on a busy machine, so
+    the GUI would stall), and on a worker thread it may finalize the GUI's Qt objects
+    there, which crashes; Python's own collector frees them later. malloc_trim runs in C
+    without the GIL.
+    """
+    import gc
+    import threading
+
+    if collect_cycles and threading.current_thread() is threading.main_thread():
+        gc.collect()  # diffusers' loader leaves the fp32 VAE file mapped inside a cycle
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        log.debug("malloc_trim unavailable")
