@@ -6,14 +6,18 @@ Modes:
             default allocator, fp32: the baseline
     exact   what the app runs in "Exact" quality: fp32, batch norms folded,
             channels-last, tuned allocator (CPU), CUDA graphs without TF32 (GPU)
-    fast    "Fast" quality: bf16 weights and activations, norms and softmax in fp32
+    fast    "Fast" quality: bf16 weights and activations (and VAE on the CPU), norms and
+            softmax accumulated in fp32
     fast16  GPU only: fp16 instead of bf16
     eager   GPU only: bf16 without CUDA graphs (shows what the graphs buy)
+    MODE-3x3  MODE without the sub-pixel upsampling (e.g. cuda:fast16-3x3)
 
     python -m bench.bench_engine                          # every mode available here
     python -m bench.bench_engine --only cpu:exact cpu:plain --image-runs 1
 
-Each configuration runs in its own process so that its peak memory is its own.
+Each configuration runs in its own process so that its peak memory is its own. Peak RSS is
+reported for the whole process and, on Linux, for the removals alone (network loaded).
+Levers tried one by one: bench/bench_levers.py.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import subprocess
 import sys
 import time
 
-from bench.common import full_weights, machine, peak_rss_gib, timed, write_result
+from bench.common import (
+    current_peak_rss_gib,
+    full_weights,
+    machine,
+    peak_rss_gib,
+    restart_peak_rss,
+    timed,
+    write_result,
+)
 
 
 def configurations() -> list[str]:
@@ -48,8 +60,16 @@ def build(device: str, mode: str):
     from engine.sampling.inpainter import MoebiusInpainter
 
     unet, vae_dir = full_weights()
-    dtype = {"plain": "float32", "exact": "float32", "fast16": "float16"}.get(mode, "bfloat16")
+    base_mode = mode.removesuffix("-3x3")
+    dtype = {"plain": "float32", "exact": "float32", "fast16": "float16"}.get(base_mode,
+                                                                               "bfloat16")
     placement = Placement(device, dtype)
+    if mode.endswith("-3x3"):  # without the sub-pixel upsampling, to compare on a GPU
+        from engine.net.fold import fold_batch_norms
+
+        inp = MoebiusInpainter.load(unet, vae_dir, placement)
+        model = fold_batch_norms(load_model(unet)).to(device, placement.torch_dtype)
+        return MoebiusInpainter(model, inp.vae, placement)
     if mode != "plain":
         return MoebiusInpainter.load(unet, vae_dir, placement, cuda_graphs=mode != "eager")
     from bench.plain_model import make_plain
@@ -59,7 +79,9 @@ def build(device: str, mode: str):
         torch.backends.cudnn.allow_tf32 = False
     model = make_plain(load_model(unet)).to(device)
     vae = Vae.load(vae_dir, device, torch.float32)
-    return MoebiusInpainter(model, vae, placement, cuda_graphs=False)
+    plain = MoebiusInpainter(model, vae, placement, cuda_graphs=False)
+    plain.lean_vae = False  # the VAE as diffusers runs it
+    return plain
 
 
 def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
@@ -93,10 +115,13 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
     mask = ((yy - 256) ** 2 + (xx - 256) ** 2 < 100**2)[None]
 
     def whole_image():
+        inp.encodings.clear()  # a new photo each time: Try again would skip the encoder
         for _ in inp.inpaint(image, mask, SamplerSettings(steps=20), seed=0):
             pass
 
     warm = 1 if device == "cuda" else 0
+    load_peak = peak_rss_gib()
+    restart_peak_rss()  # from here: what a removal itself needs, the network loaded
     image_stats = timed(whole_image, image_runs, warmup=warm, sync=sync) if image_runs else None
     gpu_peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     return {
@@ -105,7 +130,9 @@ def run_one(config: str, step_repeats: int, image_runs: int) -> dict:
         "load_s": load_s,
         "cfg_step": step_stats,
         "image_512_20_steps": image_stats,
-        "peak_rss_gib": peak_rss_gib(),
+        "peak_rss_gib": peak_rss_gib(),  # the whole process, loading included
+        "load_peak_rss_gib": load_peak,  # loading and the step benchmark
+        "removal_peak_rss_gib": current_peak_rss_gib() if image_runs else None,
         "gpu_peak_gib": gpu_peak,
     }
 
@@ -137,10 +164,12 @@ def main() -> None:
         results.append(r)
         img = r["image_512_20_steps"]
         gpu = f"  GPU peak {r['gpu_peak_gib']:.2f} GiB" if r["gpu_peak_gib"] else ""
+        removal = r["removal_peak_rss_gib"]
         print(f"{config:14s} {r['dtype']:9s} step {r['cfg_step']['median_s'] * 1000:9.1f} ms  "
               f"image {img['median_s'] if img else float('nan'):7.2f} s  "
-              f"load {r['load_s']:5.1f} s  peak RSS {r['peak_rss_gib']:.2f} GiB{gpu}",
-              flush=True)
+              f"load {r['load_s']:5.1f} s  peak RSS {r['peak_rss_gib']:.2f} GiB "
+              f"(loading {r['load_peak_rss_gib']:.2f}, removal "
+              f"{removal if removal is not None else float('nan'):.2f}){gpu}", flush=True)
     path = write_result(args.name, {"machine": machine(), "results": results})
     print(f"machine: {machine()}\nwritten: {path}")
 

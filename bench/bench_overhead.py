@@ -30,6 +30,7 @@ class NullEngine:
 
     name = "null"
     generative = True  # composited like Moebius: scaled back, edge band inside the mask
+    max_batch = 1
 
     def working_size(self, window_size: int) -> int:
         return 512
@@ -37,6 +38,10 @@ class NullEngine:
     def fill(self, image, hole, seed, cancel, target=None):
         yield FillStep("filling", 0, 1)
         return image
+
+    def fill_batch(self, images, holes, seeds, cancel, targets=None):
+        yield FillStep("filling", 0, 1)
+        return list(images)
 
     def describe(self) -> str:
         return "null"

@@ -22,6 +22,26 @@ def peak_rss_gib() -> float:
     return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
+def restart_peak_rss() -> None:
+    """Linux: start the peak (VmHWM) again from the current RSS, to measure one phase."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def current_peak_rss_gib() -> float | None:
+    """Linux: the peak RSS since restart_peak_rss (VmHWM), else None."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
 def machine() -> str:
     import torch
 
@@ -70,7 +90,7 @@ def full_weights() -> tuple[Path, Path]:
     from engine.net.checkpoint import save_bin
     from engine.net.config import MoebiusConfig
     from engine.net.model import RemovalModel
-    from engine.net.vae import Vae
+    from engine.net.vae import CONFIG_DIR, Vae
     from engine.net.weight_fill import fill_module_
 
     unet = CACHE / "unet" / "diffusion_pytorch_model.bin"
@@ -82,7 +102,7 @@ def full_weights() -> tuple[Path, Path]:
         model = model.to_empty(device="cpu")
         save_bin(fill_module_(model), unet)
     if not (vae_dir / "diffusion_pytorch_model.safetensors").is_file():
-        vae = Vae.from_config(ROOT / "engine" / "configs" / "pixelhacker_vae.json")
+        vae = Vae.from_config(CONFIG_DIR / "pixelhacker_vae.json")
         fill_module_(vae.model)
         vae.model.save_pretrained(vae_dir)
     return unet, vae_dir

@@ -90,3 +90,44 @@ def test_tiny_pipeline_on_cuda_matches_the_cpu(tiny_model, tiny_vae, tiny_inpain
     cpu_out, gpu_out = run(tiny_inpainter), run(gpu)
     diff = np.abs(cpu_out.astype(int) - gpu_out.astype(int))
     assert diff.max() <= 2 and (diff > 0).mean() <= 0.01
+
+
+def test_removals_on_cuda_replay_the_recorded_graph(tiny_model):
+    """The sampler runs the inpainter's CUDA-graph forward (issue 13, item 5)."""
+    from engine.events import drain
+    from engine.net.vae import Vae
+    from engine.sampling.cuda_graphs import CudaGraphForward
+    from engine.sampling.device import Placement
+    from engine.sampling.inpainter import MoebiusInpainter
+    from engine.sampling.sampler import SamplerSettings
+    from tests.conftest import REFERENCE
+
+    g = golden("pipeline_tiny")
+    image, hole = g["input_image_u8"].numpy()[None], (g["input_mask_u8"].numpy() >= 128)[None]
+    gpu = MoebiusInpainter(copy.deepcopy(tiny_model).cuda(),
+                           Vae.load(REFERENCE / "tiny_vae", "cuda"), Placement("cuda", "float32"))
+    assert isinstance(gpu.step_forward, CudaGraphForward)
+    replays = []
+    drain(gpu.inpaint(image, hole, SamplerSettings(steps=4), seed=0))
+    recorded = list(gpu.forward._recorded.values())
+    assert len(recorded) == 1 and recorded[0] is not None
+    graph = recorded[0].graph
+    original = graph.replay
+
+    def counting():
+        replays.append(1)
+        original()
+
+    graph.replay = counting
+    drain(gpu.inpaint(image, hole, SamplerSettings(steps=4), seed=1))
+    assert len(replays) == SamplerSettings(steps=4).network_calls
+
+
+def test_rewritten_full_unet_on_cuda_matches_golden(full_model):
+    from engine.net.fold import prepare_for_inference
+
+    g = golden("unet_full")
+    model = prepare_for_inference(copy.deepcopy(full_model)).cuda()
+    with torch.inference_mode():
+        out = model(g["sample"].cuda(), g["timestep"].cuda(), g["input_ids"].cuda()).cpu()
+    assert max_rel(out, g["noise_pred"]) <= TOL

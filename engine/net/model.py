@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.net.config import MoebiusConfig
+from engine.net.upsample import upsample_conv
 
 CL = torch.channels_last
 
@@ -63,6 +64,10 @@ def pointwise(t: Tensor, conv: nn.Conv2d) -> Tensor:
 # ----------------------------------------------------------------------------- small parts
 
 HALF = (torch.float16, torch.bfloat16)
+# MIXED_ON_CPU: PyTorch's CPU norm kernels take half-precision input with fp32 weights and
+# accumulate in fp32, so they give what casting to fp32 and back gives (group norm bit for
+# bit, layer norm within one bf16 step) without two extra copies of the activations: 3 %
+# of a bf16 step (bench/bench_levers.py).
 
 
 class GroupNorm(nn.GroupNorm):
@@ -73,6 +78,8 @@ class GroupNorm(nn.GroupNorm):
         if x.dtype not in HALF:
             return super().forward(x)
         w, b = self.weight.float(), self.bias.float()
+        if x.device.type == "cpu":  # see MIXED_ON_CPU
+            return F.group_norm(x, self.num_groups, w, b, self.eps)
         return F.group_norm(x.float(), self.num_groups, w, b, self.eps).to(x.dtype)
 
 
@@ -83,6 +90,8 @@ class LayerNorm(nn.LayerNorm):
         if x.dtype not in HALF:
             return super().forward(x)
         w, b = self.weight.float(), self.bias.float()
+        if x.device.type == "cpu":  # see MIXED_ON_CPU
+            return F.layer_norm(x, self.normalized_shape, w, b, self.eps)
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
@@ -331,11 +340,18 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
+    phases: Tensor | None
+
     def __init__(self, dim: int):
         super().__init__()
         self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        # The conv as four 2x2 phase kernels (engine/net/upsample.py), set at load time by
+        # engine.net.fold.fold_upsamplers; a buffer so that .to() converts it, not saved.
+        self.register_buffer("phases", None, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # [B, C, H, W] -> [B, C, 2H, 2W]
+        if self.phases is not None:
+            return upsample_conv(x, self.phases, self.conv.bias)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 

@@ -6,7 +6,9 @@
 
 `fill(image, hole, seed, cancel)` is a generator: it yields a `FillStep` as each part of
 its work starts or a network step ends, and returns the filled uint8 RGB image of the same
-size. `fill_stages(settings)` says in advance which stages a fill goes through.
+size. `fill_batch` does the same for several inputs at once (up to `max_batch`: regions
+of a photo, or seeds of one region), each with its own seed. `fill_stages(settings)` says
+in advance which stages a fill goes through.
 
 What changes in the photo, per engine (`engine.removal.run` composites by these rules):
 nothing outside the mask, ever. `generative` engines repaint a grown hole at their own
@@ -36,6 +38,7 @@ class FillStep(NamedTuple):
 
 
 FillSteps = Generator[FillStep, None, np.ndarray]
+BatchSteps = Generator[FillStep, None, list[np.ndarray]]
 
 
 def fill_stages(settings: RemovalSettings) -> list[tuple[str, int]]:
@@ -48,6 +51,12 @@ def fill_stages(settings: RemovalSettings) -> list[tuple[str, int]]:
 class Engine(Protocol):
     name: str
     generative: bool  # repaints a grown hole at its own size (True) or only the hole (False)
+    max_batch: int  # inputs `fill_batch` takes at once
+
+    def fill_batch(self, images: list[np.ndarray], holes: list[np.ndarray], seeds: list[int],
+                   cancel: CancelToken | None,
+                   targets: list[np.ndarray] | None = None) -> BatchSteps:
+        """`fill` for several inputs at once (at most max_batch), each with its seed."""
 
     def working_size(self, window_size: int) -> int:
         """The square size (px) the engine wants a context window of `window_size` at."""
@@ -65,6 +74,7 @@ class Engine(Protocol):
 class QuickEngine:
     name = str(EngineKind.QUICK)
     generative = False
+    max_batch = 1  # nothing to share between regions
 
     def working_size(self, window_size: int) -> int:
         # Full resolution: its cost follows the hole, and any shrinking blurs the fill.
@@ -76,6 +86,13 @@ class QuickEngine:
         yield FillStep("filling", 0, 1)
         return quick_fill.fill(image, hole, target)
 
+    def fill_batch(self, images, holes, seeds, cancel, targets=None) -> BatchSteps:
+        filled = []
+        for k, (image, hole, seed) in enumerate(zip(images, holes, seeds, strict=True)):
+            target = None if targets is None else targets[k]
+            filled.append((yield from self.fill(image, hole, seed, cancel, target)))
+        return filled
+
     def describe(self) -> str:
         return "Quick (classical fill)"
 
@@ -86,25 +103,29 @@ class MoebiusEngine:
 
     def __init__(self, inpainter, variant: str, settings: SamplerSettings):
         self.inpainter, self.variant, self.settings = inpainter, variant, settings
+        self.max_batch = getattr(inpainter, "max_regions", 1)
 
     def working_size(self, window_size: int) -> int:
         return self.inpainter.image_size
 
     def fill(self, image, hole, seed, cancel, target=None) -> FillSteps:
         # The network fills the whole hole at once: `target` is not needed.
+        return (yield from self.fill_batch([image], [hole], [seed], cancel))[0]
+
+    def fill_batch(self, images, holes, seeds, cancel, targets=None) -> BatchSteps:
         s = self.settings
         # Steps are reported in the person's terms: at strength 0.99 the schedule's first
         # step is skipped, so 20 steps run 19 network calls, shown as steps 2..20 of 20.
         skipped = s.steps - s.network_calls
-        run = Returning(self.inpainter.inpaint(image[None], hole[None], s, seed, cancel,
-                                               phases=True))
+        run = Returning(self.inpainter.inpaint(np.stack(images), np.stack(holes), s,
+                                               [int(x) for x in seeds], cancel, phases=True))
         for item in run:
             if isinstance(item, Phase):
                 yield FillStep(item.name, skipped if item.name == "denoising" else 0,
                                s.steps if item.name == "denoising" else 1)
             else:
                 yield FillStep("denoising", skipped + item.index + 1, s.steps)
-        return run.value[0]
+        return list(run.value)
 
     def describe(self) -> str:
         return f"Moebius {zoo.resolve(self.variant).name} · {self.inpainter.placement.describe()}"

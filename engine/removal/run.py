@@ -125,10 +125,15 @@ def run_removal(
         cancel.raise_if_cancelled()
         work = job.image.copy()
         box = None
-        for i, region in enumerate(regions):
-            touched = yield from _remove_region(work, job, engine, region, i, len(regions),
-                                                cancel, plan)
-            box = union_box(box, touched)
+        # How regions share a batch is known once the engine is: the plan again, with it.
+        groups = batches(regions, engine.max_batch)
+        plan = WorkPlan(([("loading", 1)] if loading else [])
+                        + [st for _, group in groups for st in
+                           fill_stages(settings) + [("compositing", 1)] * len(group)])
+        for first, group in groups:
+            for touched in (yield from _remove_regions(work, job, engine, group, first,
+                                                       len(regions), cancel, plan)):
+                box = union_box(box, touched)
         box = box or (0, 0, 0, 0)
         yield plan.progress("compositing", 1, 1, "Done")
         x0, y0, x1, y1 = box
@@ -144,14 +149,44 @@ def run_removal(
         yield Failed(f"Unexpected error: {exc}")
 
 
-def _remove_region(work, job, engine, region: Region, index: int, count: int,
-                   cancel: CancelToken, plan: WorkPlan):
-    """Fill one region of `work` in place; returns the box of the pixels it wrote.
+def batches(regions: list[Region], size: int) -> list[tuple[int, list[Region]]]:
+    """Consecutive regions in groups of at most `size` whose windows do not overlap, each
+    with the index of its first region.
 
-    Only this region's mask pixels are written (see `engine.removal.engines` for the rule
-    per engine); every mask pixel in the window is hole to the engine, so it never copies
-    what is being removed.
+    Regions of one group are cut out before any of them is put back, so a region may only
+    join a group when no other window of it could have been changed by it: with disjoint
+    windows the result is that of one region after another. (The planner merges regions
+    whose windows overlap; pieces of one long region can still overlap.)
     """
+    groups: list[tuple[int, list[Region]]] = []
+    for i, region in enumerate(regions):
+        if groups and len(groups[-1][1]) < size and not any(
+            _overlap(region.window.box, other.window.box) for other in groups[-1][1]
+        ):
+            groups[-1][1].append(region)
+        else:
+            groups.append((i, [region]))
+    return groups
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@dataclass(frozen=True)
+class _ModelInput:
+    region: Region
+    image: np.ndarray  # uint8: the window at the engine's size
+    hole: np.ndarray  # bool: what the engine treats as unknown
+    target: np.ndarray  # bool, window coordinates: this region's own mask pixels
+    mask_crop: np.ndarray  # bool, window coordinates: every mask pixel in the window
+    scale: float  # window pixels per engine pixel
+    band: int  # the edge band inside the mask, in photo pixels
+
+
+def _model_input(work, job, engine, region: Region) -> _ModelInput:
+    """What the engine sees for one region. Every mask pixel in the window is hole to the
+    engine, so it never copies what is being removed."""
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
@@ -171,20 +206,41 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
     target = np.zeros(mask_crop.shape, bool)
     bx0, by0, bx1, by1 = region.bbox
     target[by0 - win.y : by1 - win.y, bx0 - win.x : bx1 - win.x] = job.mask[by0:by1, bx0:bx1]
+    return _ModelInput(region, image_in, hole, target, mask_crop, scale, band)
 
-    fill = Returning(engine.fill(image_in, hole, job.settings.seed + index, cancel,
-                                 None if engine.generative else target))
+
+def _remove_regions(work, job, engine, group: list[Region], first: int, count: int,
+                    cancel: CancelToken, plan: WorkPlan):
+    """Fill the regions `first`.. of `work` in place, as one batch; returns the boxes of
+    the pixels each wrote. Only each region's own mask pixels are written (see
+    `engine.removal.engines` for the rule per engine)."""
+    inputs = [_model_input(work, job, engine, region) for region in group]
+    n = len(group)
+    # A region's seed is the job's plus its index, however the regions are batched.
+    seeds = [job.settings.seed + first + k for k in range(n)]
+    fill = Returning(engine.fill_batch(
+        [m.image for m in inputs], [m.hole for m in inputs], seeds, cancel,
+        None if engine.generative else [m.target for m in inputs]))
     for stage, step, total in fill:
-        yield plan.progress(stage, step, total, _stage_text(stage, index, count))
-    filled = fill.value
+        yield plan.progress(stage, step, total, _stage_text(stage, first, n, count))
     cancel.raise_if_cancelled()
-    yield plan.progress("compositing", 0, 1, _stage_text("compositing", index, count))
+    boxes = []
+    for k, (m, filled) in enumerate(zip(inputs, fill.value, strict=True)):
+        yield plan.progress("compositing", 0, 1,
+                            _stage_text("compositing", first + k, 1, count))
+        boxes.append(_put_back(work, job, engine, m, filled))
+    return boxes
 
+
+def _put_back(work, job, engine, m: _ModelInput, filled: np.ndarray):
+    """Blend one region's fill into `work`; returns the box of the pixels it wrote."""
+    h, w = job.mask.shape
+    win, scale, band = m.region.window, m.scale, m.band
     # Put the fill back around this region only: its box, grown for a generated fill by
     # the model's grown hole and the colour-match ring beyond it, clipped to window and photo.
-    h, w = job.mask.shape
     ring = max(4, band)
     margin = band + int(np.ceil(3 * scale)) + ring + 2 if engine.generative else 0
+    bx0, by0, bx1, by1 = m.region.bbox
     x0, y0 = max(bx0 - margin, win.x, 0), max(by0 - margin, win.y, 0)
     x1, y1 = min(bx1 + margin, win.x + win.size, w), min(by1 + margin, win.y + win.size, h)
     sub = (slice(y0 - win.y, y1 - win.y), slice(x0 - win.x, x1 - win.x))
@@ -197,10 +253,10 @@ def _remove_region(work, job, engine, region: Region, index: int, count: int,
         generated = composite.resize(filled, win.size)[sub].astype(np.float32)
         original = to_rgb8(work[y0:y1, x0:x1])
         if job.settings.colour_match:
-            hole_photo = composite.resize_mask(hole, win.size)[sub]
+            hole_photo = composite.resize_mask(m.hole, win.size)[sub]
             around = composite.dilate(hole_photo, ring) & ~hole_photo
             generated += composite.colour_offset(generated, original, around)
-        generated += composite.edge_correction(generated, original, mask_crop[sub], band)
+        generated += composite.edge_correction(generated, original, m.mask_crop[sub], band)
     return composite.blend_into(work, generated, own.astype(np.float32), (x0, y0, x1, y1))
 
 
@@ -208,6 +264,10 @@ _STAGE_WORDS = {"encoding": "Preparing", "denoising": "Removing", "filling": "Re
                 "decoding": "Finishing", "compositing": "Blending in"}
 
 
-def _stage_text(stage: str, index: int, count: int) -> str:
+def _stage_text(stage: str, first: int, n: int, count: int) -> str:
     word = _STAGE_WORDS.get(stage, "Removing")
-    return f"{word}…" if count == 1 else f"{word} region {index + 1} of {count}…"
+    if count == 1:
+        return f"{word}…"
+    if n == 1:
+        return f"{word} region {first + 1} of {count}…"
+    return f"{word} regions {first + 1}–{first + n} of {count}…"

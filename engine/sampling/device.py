@@ -227,3 +227,22 @@ def tune_cpu_runtime() -> None:
                 libc.mallopt(m_trim_threshold, 256 << 20)
         except OSError:  # not glibc (e.g. musl): nothing to tune
             log.debug("glibc not found; allocator left as is")
+
+
+def release_free_memory() -> None:
+    """Hand memory nothing uses any more back to the OS: unreachable cycles, then the
+    heap's free pages (glibc `malloc_trim`).
+
+    tune_cpu_runtime keeps freed blocks in the heap so that the next step reuses them;
+    between the big phases (after loading, where fp32 weights became half precision, and
+    after a removal's decode) that memory would otherwise stay counted against the app.
+    """
+    import gc
+
+    gc.collect()  # diffusers' loader leaves the fp32 VAE file mapped inside a cycle
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        log.debug("malloc_trim unavailable")
