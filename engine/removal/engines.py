@@ -35,6 +35,9 @@ class FillStep(NamedTuple):
     stage: str  # "encoding", "denoising", "decoding" (Moebius); "filling" (Quick)
     step: int  # units of the stage done; network steps in the person's terms
     total: int
+    # After a network step: each input's predicted clean picture at the latents' size
+    # (uint8 [h, w, 3], engine/sampling/preview.py), for a preview; None otherwise.
+    previews: tuple[np.ndarray, ...] | None = None
 
 
 FillSteps = Generator[FillStep, None, np.ndarray]
@@ -119,13 +122,23 @@ class MoebiusEngine:
         skipped = s.steps - s.network_calls
         run = Returning(self.inpainter.inpaint(np.stack(images), np.stack(holes), s,
                                                [int(x) for x in seeds], cancel, phases=True))
+        colours: tuple = ()
         for item in run:
             if isinstance(item, Phase):
+                colours = item.colours or colours
                 yield FillStep(item.name, skipped if item.name == "denoising" else 0,
                                s.steps if item.name == "denoising" else 1)
             else:
-                yield FillStep("denoising", skipped + item.index + 1, s.steps)
+                yield FillStep("denoising", skipped + item.index + 1, s.steps,
+                               _previews(colours, item.predicted_x0))
         return list(run.value)
 
     def describe(self) -> str:
         return f"Moebius {zoo.resolve(self.variant).name} · {self.inpainter.placement.describe()}"
+
+
+def _previews(colours, predicted) -> tuple[np.ndarray, ...] | None:
+    if not colours or predicted is None:
+        return None
+    latents = predicted.float().cpu().numpy()
+    return tuple(colour.rgb(z) for colour, z in zip(colours, latents, strict=True))

@@ -21,6 +21,7 @@ from engine.net.vae import encode_moments, sample_posterior
 from engine.net.vae_decode import decode_lean
 from engine.sampling.device import Placement, release_free_memory
 from engine.sampling.encode_cache import EncodeCache, Moments, content_key
+from engine.sampling.preview import LatentColour
 from engine.sampling.sampler import SamplerSettings, StepOutput, denoise, draw_noise
 
 if TYPE_CHECKING:
@@ -34,9 +35,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Phase:
-    """A part of `inpaint` starts: "encoding", "denoising" or "decoding"."""
+    """A part of `inpaint` starts: "encoding", "denoising" or "decoding". As denoising
+    starts, `colours` holds one latent-to-colour map per image, fitted on its own
+    latents, for previews of the steps (engine/sampling/preview.py)."""
 
     name: str
+    colours: tuple[LatentColour, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,11 @@ class MoebiusInpainter:
             yield Phase("encoding")
         prep = self.prepare(images, masks, generator, settings.noise_offset, cancel)
         if phases:
-            yield Phase("denoising")
+            b = len(prep.latents)
+            pictures = np.asarray(images).reshape(b, *np.shape(images)[-3:])
+            image_latents = prep.latents.float().cpu().numpy()
+            yield Phase("denoising", tuple(LatentColour.fit(image_latents[i], pictures[i])
+                                           for i in range(b)))
         latents = yield from denoise(
             self.model,
             prep.latents,
