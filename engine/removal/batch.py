@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -47,7 +47,7 @@ __all__ = [  # the planning names are public here too, where callers always foun
     "BatchSummary", "ItemStatus", "MaskFinder", "Outcome", "check_folders", "find_images",
     "plan", "run_batch", "write_report",
 ]
-from engine.removal.settings import EngineKind, RemovalSettings
+from engine.removal.settings import EngineKind, RemovalSettings, variation_paths
 from engine.removal.suggest import resolve_auto
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ class Outcome:
     note: str = ""  # why a JPEG had to be re-encoded whole, when that was not asked for
     model: str = ""  # the fine-tune used; with --model auto, chosen for this photo
     model_reason: str = ""  # with --model auto: why that fine-tune
+    seed: int | None = None  # of the removal written (Moebius; the first with variations)
+    # With variations: every file written, with its seed: [{"output": ..., "seed": ...}]
+    variations: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,8 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
     t0 = time.perf_counter()
     src, name = str(item.source), str(item.source.relative_to(job.input_dir))
     note, chosen = "", None
+    written: list[dict] = []  # variations: each file with its seed
+    seed = None
     try:
         image = load_image(item.source)
         settings, chosen = resolve_auto(job.settings, image.pixels)
@@ -269,12 +274,19 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
                 return _outcome(item, ItemStatus.FAILED, event.message,
                                 time.perf_counter() - t0), None
             elif isinstance(event, Done):
-                item.output.parent.mkdir(parents=True, exist_ok=True)
-                record.add(item.output)  # before the file exists: see OutputRecord
-                saved = save_image(item.output, image, event.result.apply_to(image.pixels),
-                                   overwrite=job.overwrite, keep_jpeg_blocks=job.keep_jpeg_blocks)
-                if job.keep_jpeg_blocks and saved.blocks_kept is False:
-                    note = saved.note
+                candidates = event.result.candidates
+                paths = variation_paths(item.output, len(candidates), folder=True)
+                for result, path in zip(candidates, paths, strict=True):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    record.add(path)  # before the file exists: see OutputRecord
+                    saved = save_image(path, image, result.apply_to(image.pixels),
+                                       overwrite=job.overwrite,
+                                       keep_jpeg_blocks=job.keep_jpeg_blocks)
+                    if job.keep_jpeg_blocks and saved.blocks_kept is False:
+                        note = saved.note
+                    if len(candidates) > 1:
+                        written.append({"output": str(path), "seed": result.seed})
+                seed = candidates[0].seed
     except MaskTooLarge as exc:
         return _outcome(item, ItemStatus.LARGE_MASK, str(exc), time.perf_counter() - t0), None
     except MoebiusError as exc:
@@ -288,6 +300,11 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
                         time.perf_counter() - t0), None
     done = _outcome(item, ItemStatus.DONE, "", time.perf_counter() - t0, output=True)
     done.note = note
+    if settings.engine is EngineKind.MOEBIUS:
+        done.seed = seed
+    if written:
+        done.output = str(Path(written[0]["output"]).parent)
+        done.variations = written
     if settings.engine is EngineKind.MOEBIUS:
         done.model = settings.variant
     if chosen is not None:

@@ -10,6 +10,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from engine.errors import DeviceUnavailable, SettingsError
@@ -138,6 +139,15 @@ class RemovalSettings:
 def _is_cuda_index(device: str) -> bool:
     kind, _, index = device.partition(":")
     return kind == "cuda" and index.isdigit()
+
+
+def variation_paths(path: Path, count: int, folder: bool = False) -> list[Path]:
+    """Where `count` variations of the output `path` go: name-1.jpg ... name-N.jpg beside
+    it, or in a sub-folder `name` (batch); just `path` for one."""
+    if count == 1:
+        return [path]
+    parent = path.parent / path.stem if folder else path.parent
+    return [parent / f"{path.stem}-{k}{path.suffix}" for k in range(1, count + 1)]
 
 
 def default_variations(device: str = "auto") -> int:
