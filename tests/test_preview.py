@@ -73,12 +73,12 @@ def test_a_patch_lands_on_the_region_and_shows_only_its_mask():
     assert error < 6
 
 
-def test_a_large_region_gets_a_patch_of_at_most_512_pixels():
+def test_a_large_region_gets_a_patch_of_at_most_256_pixels():
     mask = np.zeros((3000, 4000), bool)
     mask[100:2100, 200:1200] = True
     frame = PreviewFrame.of(Region((200, 100, 1200, 2100), Window(0, 0, 4000)), mask)
     patch = frame.patch(np.zeros((64, 64, 3), np.uint8))
-    assert patch.rgba.shape == (512, 256, 4) and patch.box == (200, 100, 1200, 2100)
+    assert patch.rgba.shape == (256, 128, 4) and patch.box == (200, 100, 1200, 2100)
 
 
 @pytest.fixture(scope="module")

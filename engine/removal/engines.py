@@ -129,8 +129,9 @@ class MoebiusEngine:
                 yield FillStep(item.name, skipped if item.name == "denoising" else 0,
                                s.steps if item.name == "denoising" else 1)
             else:
+                # A step without a prediction (a stand-in inpainter) has no preview.
                 yield FillStep("denoising", skipped + item.index + 1, s.steps,
-                               _previews(colours, item.predicted_x0))
+                               _previews(colours, getattr(item, "predicted_x0", None)))
         return list(run.value)
 
     def describe(self) -> str:

@@ -4,9 +4,9 @@ At each network step the engine gives the predicted clean picture of the whole c
 window at the latents' size (64x64 for a 512 px model; engine/sampling/preview.py). The
 preview shows it the way the final result is composited: only on the region's own mask
 pixels. One affine warp takes the latents' picture straight to a patch over the region's
-box, at most `PREVIEW_SIDE` pixels on its long side (the canvas stretches it), and the
-region's mask, reduced once per job, is its alpha. A few milliseconds per step on a CPU
-(bench/bench_preview.py).
+box, at most `PREVIEW_SIDE` pixels on its long side (the canvas stretches it: the latents
+hold at most 64 pixels of detail across the whole window), and the region's mask, reduced
+once per job, is its alpha. A few milliseconds per step on a CPU (bench/bench_preview.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from engine.document.box import Box
 from engine.events import PreviewPatch
 from engine.removal.regions import Region
 
-PREVIEW_SIDE = 512  # longest side of a preview patch, in its own pixels
+PREVIEW_SIDE = 256  # longest side of a preview patch: 4x the latents' detail over a window
 
 
 @dataclass(frozen=True, eq=False)
