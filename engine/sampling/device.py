@@ -229,7 +229,7 @@ def tune_cpu_runtime() -> None:
             log.debug("glibc not found; allocator left as is")
 
 
-def release_free_memory() -> None:
+def release_free_memory(collect: bool = True) -> None:
     """Hand memory nothing uses any more back to the OS: unreachable cycles, then the
     heap's free pages (glibc `malloc_trim`).
 
@@ -239,7 +239,11 @@ def release_free_memory() -> None:
     """
     import gc
 
-    gc.collect()  # diffusers' loader leaves the fp32 VAE file mapped inside a cycle
+    # diffusers' loader leaves the fp32 VAE file mapped inside a cycle. A collection holds
+    # the GIL for a few tenths of a second in a process with a GUI, so it is for after a
+    # load; what a removal frees goes at once (reference counts).
+    if collect:
+        gc.collect()
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -255,7 +255,7 @@ class MoebiusInpainter:
             decode = partial(self.vae.decode, cancel=cancel)
         out = np.concatenate([to_uint8(decode(z[None])) for z in latents])
         if self.placement.device == "cpu":
-            release_free_memory()
+            release_free_memory(collect=False)  # the GUI keeps its thread meanwhile
         return out
 
 
