@@ -43,6 +43,8 @@ def masked_photos(draw, max_side=160):
             mask[:y, x] = True
         else:
             mask[y, x] = True
+    if not mask.any():  # a line drawn from the edge to itself (x or y at 0) is empty
+        mask[h // 2, w // 2] = True
     if mask.all():
         mask[0, 0] = False
     scale = 257 if dtype == np.uint16 else 1

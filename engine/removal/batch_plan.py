@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.disk import temp_path
 from engine.errors import MoebiusError
 from engine.imageio.checks import probe, resolved
 from engine.imageio.files import is_supported
@@ -64,22 +65,37 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 class OutputRecord:
-    """The outputs that batch runs wrote to one output folder (paths relative to it)."""
+    """The outputs that batch runs wrote to one output folder (paths relative to it).
 
-    def __init__(self, output_dir: Path):
+    A run appends to `outputs.txt`. Writers in other processes (the cluster batch's
+    writing tasks, possibly on other machines sharing the folder) each append to a file
+    of their own, `outputs.<writer>.txt`, since appends from several computers to one file
+    are not safe on network filesystems; the folder's record is the union of them all, and
+    the run that holds the folder's lock merges them into `outputs.txt` when they are done.
+    """
+
+    def __init__(self, output_dir: Path, writer: str | None = None):
         self.root = output_dir
-        self.path = output_dir / BOOKKEEPING / OUTPUT_RECORD
+        self.folder = output_dir / BOOKKEEPING
+        self.writer = writer
+        self.path = self.folder / (OUTPUT_RECORD if writer is None else f"outputs.{writer}.txt")
         self._names: set[str] | None = None
+
+    def _files(self) -> list[Path]:
+        if self.writer is not None:  # a writer knows what it wrote itself
+            return [self.path]
+        return [self.folder / OUTPUT_RECORD, *_shards(self.folder)]
 
     def names(self) -> set[str]:
         if self._names is None:
-            try:
-                self._names = set(self.path.read_text(encoding="utf-8").splitlines())
-            except FileNotFoundError:
-                self._names = set()
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("could not read %s: %s", self.path, exc)
-                self._names = set()
+            self._names = set()
+            for path in self._files():
+                try:
+                    self._names |= set(path.read_text(encoding="utf-8").splitlines())
+                except FileNotFoundError:
+                    pass
+                except (OSError, UnicodeDecodeError) as exc:
+                    log.warning("could not read %s: %s", path, exc)
         return self._names
 
     def _key(self, output: Path) -> str:
@@ -99,6 +115,34 @@ class OutputRecord:
             f.flush()
             os.fsync(f.fileno())
         self.names().add(key)
+
+    def merge_writers(self) -> None:
+        """Fold the writers' files into `outputs.txt` (call only while holding the folder's
+        lock, with no writer of this run still working). Best effort: they also count
+        where they are."""
+        shards = _shards(self.folder)
+        if self.writer is not None or not shards:
+            return
+        self._names = None
+        text = "".join(f"{name}\n" for name in sorted(self.names()) if name)
+        try:
+            tmp = temp_path(self.path)
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                tmp.replace(self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            for shard in shards:
+                shard.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not merge the output records in %s: %s", self.folder, exc)
+
+
+def _shards(folder: Path) -> list[Path]:
+    return sorted(folder.glob("outputs.*.txt"))
 
 
 def check_folders(job: BatchJob) -> None:
