@@ -12,6 +12,7 @@ is tested without a window.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,28 @@ from engine.removal.suggest import Suggestion
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
+class Choice:
+    """Candidates of one removal (and of its *Try again*s), one of them shown."""
+
+    handle: JobHandle  # the job that made the first ones (apply_removal checks it)
+    job: RemovalJob
+    candidates: list[RemovalResult]
+    name: str  # the undo step's name once one is kept
+    index: int = 0
+
+    @property
+    def current(self) -> RemovalResult:
+        return self.candidates[self.index]
+
+
 class OpenPhoto(QObject):
     # A removal changed (or undo/redo restored) pixels and/or the mask: boxes to redraw.
     regionChanged = Signal(object, object)  # image box | None, mask box | None
     jobsChanged = Signal()  # a job of this photo started or finished
     pathChanged = Signal()
     identified = Signal(str)  # the SHA-256 of its file is known (or changed with a save)
+    choiceChanged = Signal()  # variations were offered, another was chosen, or it ended
 
     def __init__(self, document: Document, loaded: LoadedImage | None = None,
                  path: Path | None = None, parent: QObject | None = None):
@@ -53,6 +70,9 @@ class OpenPhoto(QObject):
         self._saved_pixels: object | None = None  # history's pixel token when last saved
         self.content_hash: str | None = None  # SHA-256 of the file, found in the background
         self.suggestion: Suggestion | None = None  # the fine-tune its faces call for
+        # Variations of a removal waiting for the person to pick one: shown over the
+        # photo, never written into it until accepted.
+        self.choice: Choice | None = None
 
     @classmethod
     def open(cls, path: Path, parent: QObject | None = None) -> OpenPhoto:
@@ -162,6 +182,7 @@ class OpenPhoto(QObject):
         for handle in self._jobs:
             handle.cancel()
         self._last_removal = None
+        self.choice = None
 
     # -- removal results ------------------------------------------------------------------
 
@@ -183,6 +204,51 @@ class OpenPhoto(QObject):
         self.history.push(command)
         self._region_changed(edit.image and edit.image.bbox, edit.mask and edit.mask.bbox)
         self._last_removal = (job, command)
+        return True
+
+    # -- variations to choose from ------------------------------------------------------
+
+    def offer(self, handle: JobHandle, job: RemovalJob, result: RemovalResult, name: str,
+              adding_to: Choice | None = None) -> bool:
+        """Show the candidates of `result` for the person to pick one; the photo itself
+        does not change until `accept_choice`. With `adding_to` (the choice a *Try again*
+        started from, still open) the candidates join it. Refused like apply_removal."""
+        if self.closed or not self.owns(handle) or job.image.shape != self.document.pixels.shape:
+            log.warning("variations for another photo were refused")
+            return False
+        if adding_to is not None and adding_to is self.choice:
+            first = len(adding_to.candidates)
+            adding_to.candidates.extend(result.candidates)
+            adding_to.index = first  # show the first new one
+        else:
+            self.choice = Choice(handle, job, list(result.candidates), name)
+        self.choiceChanged.emit()
+        return True
+
+    def choose(self, index: int) -> None:
+        """Show candidate `index` (clamped to the strip)."""
+        if self.choice is None:
+            return
+        index = max(0, min(index, len(self.choice.candidates) - 1))
+        if index != self.choice.index:
+            self.choice.index = index
+            self.choiceChanged.emit()
+
+    def accept_choice(self) -> bool:
+        """Keep the shown candidate: one undoable step, like a single removal."""
+        choice, self.choice = self.choice, None
+        if choice is None:
+            return False
+        applied = self.apply_removal(choice.handle, choice.job, choice.current, choice.name)
+        self.choiceChanged.emit()
+        return applied
+
+    def discard_choice(self) -> bool:
+        """Drop every candidate; the photo stays as it was (mask included)."""
+        if self.choice is None:
+            return False
+        self.choice = None
+        self.choiceChanged.emit()
         return True
 
     def _region_changed(self, image_box: Box | None, mask_box: Box | None) -> None:

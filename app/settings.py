@@ -50,7 +50,8 @@ class Settings:
             variant=DEFAULT_VARIANT if quick else choice,
             steps=self.steps, guidance=self.guidance,
             seed=self.seed if self.seed >= 0 else random.randrange(2**31),
-            device=self.device, quality=self.quality, colour_match=self.colour_match)
+            device=self.device, quality=self.quality, colour_match=self.colour_match,
+            variations=self.variations)
 
     # The engine: QUICK or a Moebius fine-tune id (DEFAULT_VARIANT, ...).
     @property
@@ -102,6 +103,29 @@ class Settings:
     @seed.setter
     def seed(self, value: int) -> None:
         self.q.setValue("engine/seed", int(value))
+
+    @property
+    def variations(self) -> int:
+        """Candidates per removal; unset: what suits the chosen device (1 on a CPU, 3 on a
+        GPU, engine.removal.settings.default_variations)."""
+        if self.q.value("engine/variations") is None:
+            from engine.removal.settings import default_variations
+
+            return default_variations(self.device)
+        return int(self._number("engine/variations", "variations", 1))
+
+    @variations.setter
+    def variations(self, value: int) -> None:
+        self.q.setValue("engine/variations", int(value))
+
+    @property
+    def live_preview(self) -> bool:
+        """Show the fill forming in the hole while a removal denoises (View menu)."""
+        return self._get("view/live_preview", True, bool)
+
+    @live_preview.setter
+    def live_preview(self, value: bool) -> None:
+        self.q.setValue("view/live_preview", bool(value))
 
     @property
     def colour_match(self) -> bool:

@@ -31,6 +31,28 @@ class Progress:
     ahead: tuple[tuple[str, int], ...] = ()
 
 
+@dataclass(frozen=True, eq=False)
+class PreviewPatch:
+    """Pixels to show over the photo for a while, never to keep: `rgba` (uint8 [h, w, 4],
+    alpha 0 where the photo shows through) stretched over `box` (x0, y0, x1, y1 in photo
+    pixels; the patch may be smaller than the box, a cheap preview is)."""
+
+    box: tuple[int, int, int, int]
+    rgba: object  # numpy uint8 [h, w, 4]; `object` keeps numpy out of this module
+
+
+@dataclass(frozen=True)
+class Preview(Progress):
+    """Progress with a look at the result so far: a removal's fill while it denoises."""
+
+    patches: tuple[PreviewPatch, ...] = ()
+
+    @classmethod
+    def of(cls, progress: Progress, patches: tuple[PreviewPatch, ...]) -> Preview:
+        return cls(progress.stage, progress.step, progress.total, progress.fraction,
+                   progress.message, progress.ahead, patches)
+
+
 @dataclass(frozen=True)
 class Done(Generic[T]):
     result: T  # a RemovalResult for removals, a BatchSummary for batches, ...

@@ -66,6 +66,14 @@ class _Killing:
     def __init__(self, engine, host: KillingHost):
         self._engine, self._host = engine, host
         self.generative = engine.generative
+        self.max_batch = 1  # regions one by one, through `fill`, where the process dies
+
+    def fill_batch(self, images, holes, seeds, cancel, targets=None):
+        filled = []
+        for k, (image, hole, seed) in enumerate(zip(images, holes, seeds, strict=True)):
+            target = None if targets is None else targets[k]
+            filled.append((yield from self.fill(image, hole, seed, cancel, target)))
+        return filled
 
     def working_size(self, window_size: int) -> int:
         return self._engine.working_size(window_size)

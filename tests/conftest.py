@@ -209,3 +209,14 @@ def _qt_objects_die_on_the_gui_thread(request):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture(autouse=True)
+def _denormals_as_the_process_started():
+    """Loading a model on the CPU makes the process flush denormals to zero
+    (engine/sampling/device.py, tune_cpu_runtime); hypothesis then refuses every float
+    strategy. Each test starts with the default."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)

@@ -23,6 +23,7 @@ from app.canvas.actions import build_actions
 from app.canvas.input import CanvasInputMixin
 from app.canvas.layers import MaskLayer, PhotoLayer, level_for_zoom
 from app.canvas.paint import paint_interaction
+from app.canvas.patches import Patches
 from app.canvas.view import (
     BRUSH_DEFAULT,
     BRUSH_MAX,
@@ -64,6 +65,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
     imageChanged = Signal()  # the photo's pixels changed (removal applied/undone)
     overlayVisibleChanged = Signal(bool)
     historyChanged = Signal(object)  # the HistoryStack now shown (another photo's)
+    choiceChanged = Signal(object)  # the shown photo's Choice of variations, or None
 
     def __init__(self, parent: QWidget | None = None, history: HistoryStack | None = None):
         super().__init__(parent)
@@ -79,6 +81,8 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         self._comparing = False
         self._split = 0.0  # before/after split: the original left of this share of the width
         self._overlay: MaskLayer | None = None
+        self._preview = Patches()  # a running removal's fill, as it forms
+        self._chosen = Patches()  # the variation being looked at (the photo's choice)
         self._zoom = 1.0
         self._emitted_zoom = 0.0  # zoomChanged fires only when the zoom really changes
         self._offset = QPointF(0, 0)
@@ -111,12 +115,16 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         """Show an open photo: its document, and edits go into its history."""
         if self._photo_owner is not None:
             self._photo_owner.regionChanged.disconnect(self._composite_changed)
+            self._photo_owner.choiceChanged.disconnect(self._choice_changed)
         self._photo_owner = photo
         if photo is None:
             self.setDocument(None, HistoryStack(self))
+            self.choiceChanged.emit(None)
             return
         photo.regionChanged.connect(self._composite_changed)
+        photo.choiceChanged.connect(self._choice_changed)
         self.setDocument(photo.document, photo.history)
+        self._choice_changed()
 
     def setDocument(self, doc: Document | None, history: HistoryStack | None = None) -> None:
         """Show `doc` (None: nothing), fitted to the view. Edits go into `history`; without
@@ -127,6 +135,8 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         else:
             self._bind_history(history, self.history)
         self._doc = doc
+        self._preview.clear()
+        self._chosen.clear()
         self._photo = PhotoLayer(doc.pixels) if doc else None
         self._original, self._comparing, self._split = None, False, 0.0
         self._overlay = MaskLayer(doc.mask.array, self._overlay_color) if doc else None
@@ -307,11 +317,43 @@ class MaskCanvas(CanvasInputMixin, QWidget):
 
     def undo(self) -> None:
         self._end_drag(commit=True)  # a live stroke must end before the mask changes
+        if self._photo_owner is not None and self._photo_owner.discard_choice():
+            return  # undoing variations not yet kept: the photo as it was, nothing more
         self.history.undo()
 
     def redo(self) -> None:
         self._end_drag(commit=True)
+        if self._photo_owner is not None:
+            self._photo_owner.discard_choice()
         self.history.redo()
+
+    # -- pictures over the photo ------------------------------------------------------------
+
+    def showPreview(self, patches) -> None:
+        """Show a running removal's fill (engine PreviewPatch items) until cleared."""
+        self._redraw(self._preview.set([(p.box, p.rgba) for p in patches]))
+
+    def clearPreview(self) -> None:
+        self._redraw(self._preview.clear())
+
+    def hasPreview(self) -> bool:
+        return bool(self._preview.items)
+
+    def settleChoice(self) -> None:
+        """A new edit keeps the variation on show (one undo step) before it starts."""
+        if self._photo_owner is not None and self._photo_owner.choice is not None:
+            self._photo_owner.accept_choice()
+
+    @Slot()
+    def _choice_changed(self) -> None:
+        choice = self._photo_owner.choice if self._photo_owner is not None else None
+        shown = [] if choice is None else [(choice.current.box, choice.current.pixels)]
+        self._redraw(self._chosen.set(shown))
+        self.choiceChanged.emit(choice)
+
+    def _redraw(self, boxes: list[Box]) -> None:
+        for box in boxes:
+            self.update(self.imageRectToWidget(box).toAlignedRect().adjusted(-2, -2, 2, 2))
 
     def paintStroke(self, points, erase: bool = False, brush_size: int | None = None) -> bool:
         """Paint (or erase) a polyline of image points as one step, like a mouse drag."""
@@ -360,6 +402,7 @@ class MaskCanvas(CanvasInputMixin, QWidget):
         if self._doc is None:
             return False
         self._end_drag(commit=True)
+        self.settleChoice()
         patch = op(self._mask())
         if patch is None:
             return False
@@ -450,6 +493,9 @@ class MaskCanvas(CanvasInputMixin, QWidget):
             self._draw_layer(painter, photo.images, exposed)
             if self._overlay_visible and not self._comparing and self._overlay is not None:
                 self._draw_layer(painter, self._overlay.images, exposed)
+            if not self._comparing:
+                self._chosen.draw(painter, self.imageRectToWidget, exposed)
+                self._preview.draw(painter, self.imageRectToWidget, exposed)
             if self._split > 0 and not self._comparing and self._original is not None:
                 self._paint_split(painter, photo_rect, exposed)
             painter.restore()

@@ -14,10 +14,10 @@ import random
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.jobs.worker import JobHandle, Worker
-from app.open_photo import OpenPhoto
+from app.open_photo import Choice, OpenPhoto
 from app.settings import Settings
 from engine.eta import Estimate, ProgressEstimator, format_eta
-from engine.events import Done, Failed, Progress
+from engine.events import Done, Failed, Preview, Progress
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import run_removal
 
@@ -28,9 +28,10 @@ class RemovalRun(QObject):
     """One removal job of one photo, from submit to its last event."""
 
     def __init__(self, controller: RemovalController, photo: OpenPhoto, job: RemovalJob,
-                 handle: JobHandle):
+                 handle: JobHandle, adding_to: Choice | None = None):
         super().__init__(controller)
         self.controller, self.photo, self.job, self.handle = controller, photo, job, handle
+        self.adding_to = adding_to  # the open choice a Try again adds candidates to
         self.cost_key = cost_key(job)
         self.estimator = ProgressEstimator(controller.settings.stage_costs(self.cost_key))
         self.last_event: Progress | None = None
@@ -56,6 +57,8 @@ class RemovalRun(QObject):
         self.estimator.update(event)
         self.last_event = event
         self.show_progress()
+        if isinstance(event, Preview) and self.visible and not self.handle.cancel_requested:
+            self.controller.preview.emit(self.photo, event.patches)
 
     def show_progress(self) -> None:
         """Emit where the job stands now (also between events: a step takes seconds)."""
@@ -80,6 +83,15 @@ class RemovalRun(QObject):
         self.controller.settings.set_stage_costs(self.cost_key, self.estimator.costs())
         result: RemovalResult = event.result
         name = "Remove object" if result.regions == 1 else f"Remove {result.regions} objects"
+        self.controller.previewEnded.emit(self.photo)  # the exact result replaces it
+        if len(result.candidates) > 1 or self.adding_to is not None:
+            if not self.photo.offer(self.handle, self.job, result, name, self.adding_to):
+                return
+            self.controller.deviceChanged.emit(result.engine)
+            self.controller.finished.emit(
+                f"{len(result.candidates)} fills in {result.seconds:.1f} s: click one or use "
+                "← →; Enter keeps it, Esc keeps none, Try again adds more.")
+            return
         if not self.photo.apply_removal(self.handle, self.job, result, name):
             return
         self.controller.deviceChanged.emit(result.engine)
@@ -98,6 +110,7 @@ class RemovalRun(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
+        self.controller.previewEnded.emit(self.photo)
         self.controller._run_finished(self)
 
 
@@ -114,6 +127,8 @@ class RemovalController(QObject):
     failed = Signal(object)  # Failed (check .cancelled and .error)
     ended = Signal()  # a job of the shown photo ended, whatever the outcome
     deviceChanged = Signal(str)  # e.g. "Moebius ft_places2 · CPU fp32"
+    preview = Signal(object, object)  # photo, PreviewPatch tuple: the fill as it forms
+    previewEnded = Signal(object)  # photo: its preview is over (result, cancel or failure)
 
     TICK_MS = 250  # how often the bar and time left move between a job's events
 
@@ -143,6 +158,8 @@ class RemovalController(QObject):
     def can_try_again(self, photo: OpenPhoto | None) -> bool:
         """A removal to re-run, with an engine whose result depends on the seed (Quick's
         would come out the same)."""
+        if photo is not None and photo.choice is not None:
+            return True
         job = photo.last_removal() if photo is not None else None
         return job is not None and not job.settings.deterministic
 
@@ -150,6 +167,10 @@ class RemovalController(QObject):
         """Undo the photo's last removal and run it again with a new seed."""
         if photo is None or self.running(photo):
             return "A removal is already running." if photo else "Open a photo first."
+        choice = photo.choice
+        if choice is not None:  # more candidates for the strip, nothing undone
+            self._submit(photo, choice.job.with_seed(random.randrange(2**31)), choice)
+            return None
         job = photo.last_removal()
         if job is None:
             return "Nothing to try again: make a removal first."
@@ -167,9 +188,11 @@ class RemovalController(QObject):
             run.handle.cancel()
         return bool(runs)
 
-    def _submit(self, photo: OpenPhoto, job: RemovalJob) -> None:
-        handle = self.worker.submit(_removal_events(job), f"removal on {photo.name}")
-        self._runs.append(RemovalRun(self, photo, job, handle))
+    def _submit(self, photo: OpenPhoto, job: RemovalJob,
+                adding_to: Choice | None = None) -> None:
+        previews = self.settings.live_preview
+        handle = self.worker.submit(_removal_events(job, previews), f"removal on {photo.name}")
+        self._runs.append(RemovalRun(self, photo, job, handle, adding_to))
         self._ticker.start()
         self.started.emit()
 
@@ -187,10 +210,10 @@ class RemovalController(QObject):
             self.ended.emit()
 
 
-def _removal_events(job: RemovalJob):
+def _removal_events(job: RemovalJob, previews: bool = False):
     """The worker's job callable for one removal (no closure over GUI objects)."""
 
     def make_events(cancel, host):
-        return run_removal(job, cancel, host)
+        return run_removal(job, cancel, host, previews=previews)
 
     return make_events

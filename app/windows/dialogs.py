@@ -28,6 +28,7 @@ from app.jobs.worker import JobHandle, Worker
 from app.settings import Settings
 from app.windows.history_disk import HistoryDiskRow
 from engine.about import APP_NAME as APP
+from engine.removal.settings import RANGES
 from engine.sampling.device import DeviceSupport
 from engine.weights.location import ENV_VAR, default_models_dir, models_folder
 
@@ -101,6 +102,16 @@ class PreferencesDialog(QDialog):
         seed_row.addWidget(self.random_seed)
         seed_row.addWidget(self.seed)
         form.addRow("Seed:", seed_row)
+
+        self.variations = QSpinBox()
+        low, high = (int(RANGES["variations"].low), int(RANGES["variations"].high))
+        self.variations.setRange(low, high)
+        self.variations.setValue(settings.variations)
+        self.variations.setToolTip(
+            "Fills to choose from after each removal, one seed each (click or ← → to "
+            "switch, Enter keeps one, Esc none). On a GPU several cost little more than "
+            "one; on a CPU each costs a whole removal.")
+        form.addRow("Variations:", self.variations)
 
         self.colour_match = QCheckBox("Match the fill's colour to its surroundings")
         self.colour_match.setChecked(settings.colour_match)
@@ -206,6 +217,7 @@ class PreferencesDialog(QDialog):
         s.guidance = self.guidance.value()
         s.seed = -1 if self.random_seed.isChecked() else self.seed.value()
         s.colour_match = self.colour_match.isChecked()
+        s.variations = self.variations.value()
         s.reencode_jpeg = self.reencode_jpeg.isChecked()
         if self.models_dir.isEnabled():
             s.models_dir = self.models_dir.text().strip()

@@ -55,6 +55,9 @@ class EditActions(QMainWindow):
     # -- removal --------------------------------------------------------------------------
 
     def remove(self) -> None:
+        if self.photo is not None and self.photo.choice is not None:
+            self.photo.accept_choice()  # Enter keeps the variation on show
+            return
         if self.jobs.running(self.photo):
             return
         if self.photo is None or not self.photo.document.mask.any():
@@ -93,6 +96,8 @@ class EditActions(QMainWindow):
         if self.jobs.cancel(self.photo):
             self.progress_text.setText("Cancelling…")
             self.a_cancel.setEnabled(False)
+        elif self.photo is not None and self.photo.choice is not None:
+            self.photo.discard_choice()  # Esc while choosing: none of them
 
     def _job_started(self) -> None:
         self.statusBar().clearMessage()  # a message would cover the progress
@@ -115,7 +120,7 @@ class EditActions(QMainWindow):
             return
         for w in (self.progress_text, self.progress, self.cancel_button):
             w.setVisible(False)
-        self.esc.setEnabled(False)
+        self.esc.setEnabled(self.photo is not None and self.photo.choice is not None)
         self._update_enabled()
 
     @Slot(str)

@@ -41,6 +41,7 @@ from app.jobs.suggest import SuggestionController
 from app.jobs.worker import Worker
 from app.open_photo import OpenPhoto
 from app.settings import QUICK, Settings
+from app.windows.choice_actions import ChoiceActions
 from app.windows.dialogs import DEVICE_WORDS, PreferencesDialog
 from app.windows.edit_actions import EditActions
 from app.windows.everyday import EverydayActions
@@ -59,7 +60,8 @@ from engine.weights import zoo
 log = logging.getLogger(__name__)
 
 
-class MainWindow(EditActions, ModelActions, FileActions, EverydayActions, QMainWindow):
+class MainWindow(EditActions, ChoiceActions, ModelActions, FileActions, EverydayActions,
+                 QMainWindow):
     def __init__(self, settings: Settings | None = None, store=None,
                  host: EngineHost | None = None, history_store: HistoryStore | None = None):
         super().__init__()
@@ -87,6 +89,7 @@ class MainWindow(EditActions, ModelActions, FileActions, EverydayActions, QMainW
         page.setSpacing(0)
         page.addWidget(self.suggestion_bar)
         page.addWidget(self.canvas, 1)
+        page.addWidget(self._build_choice())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(self.canvas_page)
@@ -210,7 +213,7 @@ class MainWindow(EditActions, ModelActions, FileActions, EverydayActions, QMainW
         m = bar.addMenu("&View")
         m.addActions([c["zoom.in"], c["zoom.out"], c["zoom.fit"], c["zoom.actual"]])
         m.addSeparator()
-        m.addActions([c["overlay.toggle"], self.a_compare])
+        m.addActions([c["overlay.toggle"], self.a_compare, self.a_preview])
         self.view_menu = m
         m = self.model_menu = bar.addMenu("M&odel")
         m.addActions(self.engine_actions[:1])

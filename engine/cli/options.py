@@ -29,6 +29,8 @@ NUMBER_HELP = {
                 "photo",
     "strength": "denoising strength: near 1 ignores what was under the mask",
     "seed": "random seed (the same seed gives the same result)",
+    "variations": "candidates to write, one seed each (seed, seed + regions, ...): OUT-1 ... "
+                  "OUT-N (batch: one sub-folder per photo); they share the encoder pass",
 }
 NOT_ON_COMMAND_LINE = ("context",)  # internal tuning of the region windows
 

@@ -24,6 +24,7 @@ from engine.cli.options import (
 from engine.cli.progress_bar import ProgressBar
 from engine.errors import MaskError, MaskTooLarge
 from engine.events import Done, Failed, Progress
+from engine.removal.settings import variation_paths
 
 REENCODE_HELP = ("JPEG output: encode the whole picture again instead of re-encoding only "
                  "the blocks the removal changed")
@@ -56,7 +57,9 @@ def check_request(args: argparse.Namespace):
     if same_file(args.output, args.mask):
         raise MaskError(f"The output '{args.output}' would replace the mask; choose another "
                         "name.")
-    check_output(args.output, overwrite=args.overwrite, default_format=fmt, inputs=(args.image,))
+    for output in variation_paths(args.output, settings.variations):
+        check_output(output, overwrite=args.overwrite, default_format=fmt,
+                     inputs=(args.image,))
     settings.check_device()
     return settings
 
@@ -91,11 +94,14 @@ def run(args: argparse.Namespace) -> int:
             return 1
         elif isinstance(event, Done):
             bar.close()
-            result = event.result
-            saved = save_image(args.output, image, result.apply_to(image.pixels),
-                               overwrite=args.overwrite, keep_jpeg_blocks=not args.reencode_jpeg)
-            print(f"{saved.path}  ({result.regions} region(s), {result.seconds:.1f} s, "
-                  f"{result.engine}, seed {result.seed})")
-            if saved.note:
-                print(f"  {saved.note}")
+            candidates = event.result.candidates
+            paths = variation_paths(args.output, len(candidates))
+            for result, path in zip(candidates, paths, strict=True):
+                saved = save_image(path, image, result.apply_to(image.pixels),
+                                   overwrite=args.overwrite,
+                                   keep_jpeg_blocks=not args.reencode_jpeg)
+                print(f"{saved.path}  ({result.regions} region(s), {result.seconds:.1f} s, "
+                      f"{result.engine}, seed {result.seed})")
+                if saved.note:
+                    print(f"  {saved.note}")
     return 0

@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from engine.removal.batch_plan import (
 )
 from engine.removal.job import RemovalJob, RemovalResult
 from engine.removal.run import EngineHost, run_removal
-from engine.removal.settings import EngineKind, RemovalSettings
+from engine.removal.settings import EngineKind, RemovalSettings, variation_paths
 from engine.removal.suggest import Suggestion, resolve_auto
 
 __all__ = [  # the planning names are public here too, where callers always found them
@@ -89,6 +89,8 @@ class Outcome:
     model_reason: str = ""  # with --model auto: why that fine-tune
     seed: int | None = None  # the seed the removal used (set when it finished)
     worker: str | None = None  # "host:pid" of the process that worked on the photo
+    # With --variations: every file written, with its seed: [{"output": ..., "seed": ...}]
+    variations: list[dict] = field(default_factory=list)
 
 
 def worker_name() -> str:
@@ -257,7 +259,8 @@ def _one(job: BatchJob, item: BatchItem, index: int, count: int, span: tuple[flo
             elif isinstance(event, Done):
                 note = save_work(job, item, image, event.result, record)
                 return done_outcome(item, time.perf_counter() - t0, note, event.result.seed,
-                                    settings, chosen), None
+                                    settings, chosen,
+                                    variations=variation_records(item, event.result)), None
     except Exception as exc:  # noqa: BLE001 - one odd file must not end the run
         return error_outcome(item, exc, time.perf_counter() - t0), None
     return error_outcome(item, RuntimeError("the removal ended without a result"),
@@ -329,12 +332,28 @@ def open_work(job: BatchJob, item: BatchItem, masks: dict) -> tuple[LoadedImage,
 
 def save_work(job: BatchJob, item: BatchItem, image: LoadedImage, result: RemovalResult,
               record: OutputRecord) -> str:
-    """Write the cleaned photo atomically; returns the JPEG note ("" when none)."""
-    item.output.parent.mkdir(parents=True, exist_ok=True)
-    record.add(item.output)  # before the file exists: see OutputRecord
-    saved = save_image(item.output, image, result.apply_to(image.pixels),
-                       overwrite=job.overwrite, keep_jpeg_blocks=job.keep_jpeg_blocks)
-    return saved.note if job.keep_jpeg_blocks and saved.blocks_kept is False else ""
+    """Write the cleaned photo atomically (with variations, each candidate into the photo's
+    own sub-folder: name/name-1.jpg ...); returns the JPEG note ("" when none)."""
+    note = ""
+    candidates = result.candidates
+    for candidate, path in zip(candidates, variation_paths(item.output, len(candidates),
+                                                           folder=True), strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record.add(path)  # before the file exists: see OutputRecord
+        saved = save_image(path, image, candidate.apply_to(image.pixels),
+                           overwrite=job.overwrite, keep_jpeg_blocks=job.keep_jpeg_blocks)
+        if job.keep_jpeg_blocks and saved.blocks_kept is False:
+            note = saved.note
+    return note
+
+
+def variation_records(item: BatchItem, result: RemovalResult) -> list[dict]:
+    """The report's list of a photo's variation files with their seeds ([] for one)."""
+    candidates = result.candidates
+    if len(candidates) == 1:
+        return []
+    paths = variation_paths(item.output, len(candidates), folder=True)
+    return [{"output": str(p), "seed": c.seed} for c, p in zip(candidates, paths, strict=True)]
 
 
 def item_outcome(item: BatchItem, status: ItemStatus, message: str = "", seconds: float = 0.0,
@@ -345,12 +364,15 @@ def item_outcome(item: BatchItem, status: ItemStatus, message: str = "", seconds
 
 def done_outcome(item: BatchItem, seconds: float, note: str, seed: int,
                  settings: RemovalSettings, chosen: Suggestion | None,
-                 worker: str | None = None) -> Outcome:
+                 worker: str | None = None, variations: list[dict] | None = None) -> Outcome:
     """A cleaned photo's outcome; `settings` are the ones its removal used (with --model
-    auto, made concrete for it by `resolve_auto`, which also gave `chosen`)."""
+    auto, made concrete for it by `resolve_auto`, which also gave `chosen`). With
+    `variations` (variation_records) its output is the photo's sub-folder of them."""
     done = item_outcome(item, ItemStatus.DONE, "", seconds, output=True,
                         worker=worker or worker_name())
     done.note, done.seed = note, seed
+    if variations:
+        done.output, done.variations = str(Path(variations[0]["output"]).parent), variations
     if settings.engine is EngineKind.MOEBIUS:
         done.model = settings.variant
     if chosen is not None:

@@ -6,9 +6,9 @@
 
 `fill(image, hole, seed, cancel)` is a generator: it yields a `FillStep` as each part of
 its work starts or a network step ends, and returns the filled uint8 RGB image of the same
-size. `fill_batch` does the same for several regions at once (up to `max_batch`), each
-with its own seed. `fill_stages(settings)` says in advance which stages a fill (or a
-batch) goes through.
+size. `fill_batch` does the same for several inputs at once (up to `max_batch`: regions
+of a photo, or seeds of one region), each with its own seed. `fill_stages(settings)` says
+in advance which stages a fill goes through.
 
 What changes in the photo, per engine (`engine.removal.run` composites by these rules):
 nothing outside the mask, ever. `generative` engines repaint a grown hole at their own
@@ -35,6 +35,9 @@ class FillStep(NamedTuple):
     stage: str  # "encoding", "denoising", "decoding" (Moebius); "filling" (Quick)
     step: int  # units of the stage done; network steps in the person's terms
     total: int
+    # After a network step: each input's predicted clean picture at the latents' size
+    # (uint8 [h, w, 3], engine/sampling/preview.py), for a preview; None otherwise.
+    previews: tuple[np.ndarray, ...] | None = None
 
 
 FillSteps = Generator[FillStep, None, np.ndarray]
@@ -51,7 +54,7 @@ def fill_stages(settings: RemovalSettings) -> list[tuple[str, int]]:
 class Engine(Protocol):
     name: str
     generative: bool  # repaints a grown hole at its own size (True) or only the hole (False)
-    max_batch: int  # regions `fill_batch` takes at once
+    max_batch: int  # inputs `fill_batch` takes at once
 
     def working_size(self, window_size: int) -> int:
         """The square size (px) the engine wants a context window of `window_size` at."""
@@ -65,8 +68,8 @@ class Engine(Protocol):
     def fill_batch(self, images: list[np.ndarray], holes: list[np.ndarray], seeds: list[int],
                    cancel: CancelToken | None, targets: list[np.ndarray] | None = None
                    ) -> BatchSteps:
-        """`fill` for several regions at once (at most max_batch); one pass of the
-        stages for them all."""
+        """`fill` for several inputs at once (at most max_batch: regions of a photo, or
+        seeds of one region), each with its seed; one pass of the stages for them all."""
 
     def describe(self) -> str:
         """Short human description, e.g. 'Moebius Places (scenes) · CPU fp32'."""
@@ -119,14 +122,25 @@ class MoebiusEngine:
         # step is skipped, so 20 steps run 19 network calls, shown as steps 2..20 of 20.
         skipped = s.steps - s.network_calls
         run = Returning(self.inpainter.inpaint(np.stack(images), np.stack(holes), s,
-                                               list(seeds), cancel, phases=True))
+                                               [int(x) for x in seeds], cancel, phases=True))
+        colours: tuple = ()
         for item in run:
             if isinstance(item, Phase):
+                colours = item.colours or colours
                 yield FillStep(item.name, skipped if item.name == "denoising" else 0,
                                s.steps if item.name == "denoising" else 1)
             else:
-                yield FillStep("denoising", skipped + item.index + 1, s.steps)
+                # A step without a prediction (a stand-in inpainter) has no preview.
+                yield FillStep("denoising", skipped + item.index + 1, s.steps,
+                               _previews(colours, getattr(item, "predicted_x0", None)))
         return list(run.value)
 
     def describe(self) -> str:
         return f"Moebius {zoo.resolve(self.variant).name} · {self.inpainter.placement.describe()}"
+
+
+def _previews(colours, predicted) -> tuple[np.ndarray, ...] | None:
+    if not colours or predicted is None:
+        return None
+    latents = predicted.float().cpu().numpy()
+    return tuple(colour.rgb(z) for colour, z in zip(colours, latents, strict=True))

@@ -32,6 +32,14 @@ class RemovalResult:
     seconds: float
     engine: str  # what ran, e.g. "Moebius ft_places2 · CPU fp32"
     seed: int
+    # The other variations of the same job (engine.removal.settings: variations), each a
+    # whole result with its own seed; empty for a single removal.
+    others: tuple[RemovalResult, ...] = ()
+
+    @property
+    def candidates(self) -> list[RemovalResult]:
+        """Every variation, this one first."""
+        return [self, *self.others]
 
     def apply_to(self, image: np.ndarray) -> np.ndarray:
         """A copy of `image` with the result pasted in."""

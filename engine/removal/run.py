@@ -12,18 +12,19 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from engine.document.box import union_box
+from engine.document.box import Box, union_box
 from engine.errors import Cancelled, MaskError, MoebiusError
 from engine.eta import WorkPlan
-from engine.events import CancelToken, Done, Failed, JobEvent, Returning
+from engine.events import CancelToken, Done, Failed, JobEvent, Preview, Returning
 from engine.imageio.pixels import to_rgb8
 from engine.removal import composite
 from engine.removal.engines import Engine, MoebiusEngine, QuickEngine, fill_stages
 from engine.removal.job import RemovalJob, RemovalResult
+from engine.removal.preview import PreviewFrame
 from engine.removal.regions import Region, plan_regions
 from engine.removal.settings import EngineKind, RemovalSettings
 from engine.sampling.device import Placement, choose
@@ -61,17 +62,6 @@ class EngineHost:
                                     placement, cancel)
             self._key = key
         return MoebiusEngine(self._inpainter, settings.variant, settings.sampler())
-
-    def regions_per_batch(self, settings: RemovalSettings) -> int:
-        """How many regions the engine for `settings` fills at once (known before the
-        network loads: it depends on the device)."""
-        if settings.engine is EngineKind.QUICK:
-            return 1
-        if self.is_loaded(settings):
-            return int(getattr(self._inpainter, "max_regions", 1))
-        from engine.sampling.inpainter import regions_per_batch
-
-        return regions_per_batch(choose(settings.device, settings.quality))
 
     def is_loaded(self, settings: RemovalSettings) -> bool:
         if settings.engine is EngineKind.QUICK:
@@ -117,9 +107,15 @@ def validate(job: RemovalJob) -> None:
 
 
 def run_removal(
-    job: RemovalJob, cancel: CancelToken | None = None, host: EngineHost | None = None
+    job: RemovalJob, cancel: CancelToken | None = None, host: EngineHost | None = None,
+    *, previews: bool = False,
 ) -> Iterator[JobEvent]:
-    """Run a removal, yielding Progress events and finally Done(RemovalResult) or Failed."""
+    """Run a removal, yielding Progress events and finally Done(RemovalResult) or Failed.
+
+    With `previews`, each network step's event is a `Preview` with the fill as it stands
+    (engine/removal/preview.py). With `settings.variations` > 1 the result holds that many
+    candidates (`RemovalResult.candidates`), one seed each; the candidates of a region run
+    as one batch and share its encoder pass."""
     cancel = cancel or CancelToken()
     t0 = time.perf_counter()
     try:
@@ -128,30 +124,33 @@ def run_removal(
         settings = job.settings
         regions = plan_regions(job.mask, context=settings.context, cancel=cancel)
         loading = not host.is_loaded(settings)
-        per_batch = host.regions_per_batch(settings)
-        groups = batches(regions, per_batch)
-        plan = _work_plan(settings, groups, loading)
+        plan = WorkPlan(([("loading", 1)] if loading else [])
+                        + (fill_stages(settings) + [("compositing", 1)]) * len(regions))
         if loading:
             yield plan.progress("loading", 0, 1, "Loading the model…")
         engine = host.get(settings, cancel)
         cancel.raise_if_cancelled()
-        if engine.max_batch != per_batch:  # a loader's inpainter decided otherwise
-            groups = batches(regions, engine.max_batch)
-            plan = _work_plan(settings, groups, loading)
-            if loading:
-                plan.progress("loading", 1, 1)
-        work = job.image.copy()
-        box = None
-        for first, group in groups:
-            for touched in (yield from _remove_regions(work, job, engine, group, first,
-                                                       len(regions), cancel, plan)):
-                box = union_box(box, touched)
-        box = box or (0, 0, 0, 0)
+        seeds = settings.candidate_seeds(len(regions))
+        works = [job.image.copy() for _ in seeds]  # one picture per candidate
+        boxes: list[Box | None] = [None] * len(seeds)
+        # How the work shares a batch is known once the engine is: the plan again, with it.
+        # A batch's pieces are blended in one compositing stage, a unit each, so the bar
+        # moves on with every piece and ends at its end.
+        groups = _work_groups(regions, len(seeds), engine.max_batch)
+        plan = WorkPlan(([("loading", 1)] if loading else [])
+                        + [st for group in groups for st in
+                           fill_stages(settings) + [("compositing", len(group))]])
+        for group in groups:
+            pieces = [_Piece(regions[r], r, k, seeds[k] + r) for r, k in group]
+            touched = yield from _remove_pieces(works, job, engine, pieces, len(regions),
+                                                len(seeds), cancel, plan, previews)
+            for piece, piece_box in zip(pieces, touched, strict=True):
+                boxes[piece.candidate] = union_box(boxes[piece.candidate], piece_box)
         yield plan.progress("compositing", 1, 1, "Done")
-        x0, y0, x1, y1 = box
-        result = RemovalResult(box, work[y0:y1, x0:x1].copy(), len(regions),
-                               time.perf_counter() - t0, engine.describe(), settings.seed)
-        yield Done(result)
+        seconds = time.perf_counter() - t0
+        results = [_result(work, box, len(regions), seconds, engine.describe(), seed)
+                   for work, box, seed in zip(works, boxes, seeds, strict=True)]
+        yield Done(replace(results[0], others=tuple(results[1:])))
     except Cancelled:
         yield Failed("Cancelled; the photo was not changed.", cancelled=True)
     except MoebiusError as exc:
@@ -159,16 +158,6 @@ def run_removal(
     except Exception as exc:  # noqa: BLE001 - reported to the user, logged with traceback
         log.exception("removal failed")
         yield Failed(f"Unexpected error: {exc}")
-
-
-def _work_plan(settings: RemovalSettings, groups: list[tuple[int, list[Region]]],
-               loading: bool) -> WorkPlan:
-    """Loading, then per batch of regions one fill and the compositing of its regions
-    (one unit each)."""
-    stages = [("loading", 1)] if loading else []
-    for _, group in groups:
-        stages += fill_stages(settings) + [("compositing", len(group))]
-    return WorkPlan(stages)
 
 
 def batches(regions: list[Region], size: int) -> list[tuple[int, list[Region]]]:
@@ -196,20 +185,19 @@ def _overlap(a, b) -> bool:
 
 
 @dataclass(frozen=True)
-class _EngineInput:
+class _ModelInput:
     region: Region
-    image: np.ndarray  # uint8 [S, S, 3]: the window at the engine's size
-    hole: np.ndarray  # bool [S, S]: what the engine must fill
-    target: np.ndarray  # bool, window size: this region's own mask pixels
-    mask_crop: np.ndarray  # bool, window size: every mask pixel of the window
+    image: np.ndarray  # uint8: the window at the engine's size
+    hole: np.ndarray  # bool: what the engine treats as unknown
+    target: np.ndarray  # bool, window coordinates: this region's own mask pixels
+    mask_crop: np.ndarray  # bool, window coordinates: every mask pixel in the window
     scale: float  # window pixels per engine pixel
-    band: int  # feather band, window pixels
+    band: int  # the edge band inside the mask, in photo pixels
 
 
-def _engine_input(work, job, engine, region: Region) -> _EngineInput:
-    """What the engine sees of one region: its window (reflected where it leaves the
-    photo) and the hole. Every mask pixel in the window is hole to the engine, so it never
-    copies what is being removed."""
+def _model_input(work, job, engine, region: Region) -> _ModelInput:
+    """What the engine sees for one region. Every mask pixel in the window is hole to the
+    engine, so it never copies what is being removed."""
     win = region.window
     size = engine.working_size(win.size)
     scale = win.size / size
@@ -229,37 +217,72 @@ def _engine_input(work, job, engine, region: Region) -> _EngineInput:
     target = np.zeros(mask_crop.shape, bool)
     bx0, by0, bx1, by1 = region.bbox
     target[by0 - win.y : by1 - win.y, bx0 - win.x : bx1 - win.x] = job.mask[by0:by1, bx0:bx1]
-    return _EngineInput(region, image_in, hole, target, mask_crop, scale, band)
+    return _ModelInput(region, image_in, hole, target, mask_crop, scale, band)
 
 
-def _remove_regions(work, job, engine, group: list[Region], first: int, count: int,
-                    cancel: CancelToken, plan: WorkPlan):
-    """Fill the regions `first`.. of `work` in place, as one batch; returns the boxes of
-    the pixels each wrote. Only each region's own mask pixels are written (see
+@dataclass(frozen=True)
+class _Piece:
+    """One region of one candidate: a unit of a batch."""
+
+    region: Region
+    index: int  # of the region
+    candidate: int
+    seed: int
+
+
+def _work_groups(regions: list[Region], candidates: int, size: int) -> list[list[tuple[int, int]]]:
+    """(region, candidate) pairs in the order and batches they run. One candidate: regions
+    in batches of `size` (`batches`). Several: the candidates of a region as one batch, so
+    they share its encoder pass, region after region (a later region's window may hold an
+    earlier one's fill, which differs per candidate)."""
+    if candidates == 1:
+        return [[(first + k, 0) for k in range(len(group))]
+                for first, group in batches(regions, size)]
+    return [[(r, k) for k in range(candidates)] for r in range(len(regions))]
+
+
+def _result(work, box, regions: int, seconds: float, engine: str, seed: int) -> RemovalResult:
+    box = box or (0, 0, 0, 0)
+    x0, y0, x1, y1 = box
+    return RemovalResult(box, work[y0:y1, x0:x1].copy(), regions, seconds, engine, seed)
+
+
+def _remove_pieces(works, job, engine, pieces: list[_Piece], count: int, candidates: int,
+                   cancel: CancelToken, plan: WorkPlan, previews: bool):
+    """Fill a batch of pieces, each into its candidate's picture in `works`; returns the
+    boxes of the pixels each wrote. Only each region's own mask pixels are written (see
     `engine.removal.engines` for the rule per engine)."""
-    inputs = [_engine_input(work, job, engine, region) for region in group]
-    n = len(group)
-    # A region's seed is the job's plus its index, however the regions are batched.
-    seeds = [job.settings.seed + first + k for k in range(n)]
-    targets = None if engine.generative else [m.target for m in inputs]
-    fill = Returning(engine.fill_batch([m.image for m in inputs], [m.hole for m in inputs],
-                                       seeds, cancel, targets))
-    for stage, step, total in fill:
-        yield plan.progress(stage, step, total, _stage_text(stage, first, n, count))
+    inputs = [_model_input(works[p.candidate], job, engine, p.region) for p in pieces]
+    first, n = pieces[0].index, len({p.index for p in pieces})
+    # The preview follows the first candidate of the batch (all its regions).
+    shown = [i for i, p in enumerate(pieces) if p.candidate == pieces[0].candidate]
+    frames = ([PreviewFrame.of(m.region, job.mask) for m in inputs]
+              if previews and engine.generative else None)
+    fill = Returning(engine.fill_batch(
+        [m.image for m in inputs], [m.hole for m in inputs], [p.seed for p in pieces], cancel,
+        None if engine.generative else [m.target for m in inputs]))
+    text = _stage_text
+    for step in fill:
+        event = plan.progress(step.stage, step.step, step.total,
+                              text(step.stage, first, n, count, candidates))
+        if frames is not None and step.previews is not None:
+            event = Preview.of(event, tuple(frames[i].patch(step.previews[i]) for i in shown))
+        yield event
     cancel.raise_if_cancelled()
     boxes = []
-    for k, (m, filled) in enumerate(zip(inputs, fill.value, strict=True)):
-        yield plan.progress("compositing", k, n, _stage_text("compositing", first + k, 1, count))
-        boxes.append(_put_back(work, job, engine, m, filled))
+    for k, (piece, m, filled) in enumerate(zip(pieces, inputs, fill.value, strict=True)):
+        yield plan.progress("compositing", k, len(pieces),
+                            text("compositing", piece.index, 1, count, candidates))
+        boxes.append(_put_back(works[piece.candidate], job, engine, m, filled))
     return boxes
 
 
-def _put_back(work, job, engine, m: _EngineInput, filled: np.ndarray):
+def _put_back(work, job, engine, m: _ModelInput, filled: np.ndarray):
     """Blend one region's fill into `work`; returns the box of the pixels it wrote."""
+    h, w = job.mask.shape
     win, scale, band = m.region.window, m.scale, m.band
     # Put the fill back around this region only: its box, grown for a generated fill by
     # the model's grown hole and the colour-match ring beyond it, clipped to window and photo.
-    h, w = job.mask.shape
     ring = max(4, band)
     margin = band + int(np.ceil(3 * scale)) + ring + 2 if engine.generative else 0
     bx0, by0, bx1, by1 = m.region.bbox
@@ -286,11 +309,11 @@ _STAGE_WORDS = {"encoding": "Preparing", "denoising": "Removing", "filling": "Re
                 "decoding": "Finishing", "compositing": "Blending in"}
 
 
-def _stage_text(stage: str, first: int, n: int, count: int) -> str:
-    """What regions `first`..`first + n - 1` of `count` are going through."""
+def _stage_text(stage: str, first: int, n: int, count: int, candidates: int = 1) -> str:
     word = _STAGE_WORDS.get(stage, "Removing")
+    of = f" ({candidates} variations)" if candidates > 1 else ""
     if count == 1:
-        return f"{word}…"
+        return f"{word}{of}…"
     if n == 1:
-        return f"{word} region {first + 1} of {count}…"
-    return f"{word} regions {first + 1}–{first + n} of {count}…"
+        return f"{word} region {first + 1} of {count}{of}…"
+    return f"{word} regions {first + 1}–{first + n} of {count}{of}…"

@@ -10,9 +10,10 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-from engine.errors import SettingsError
+from engine.errors import DeviceUnavailable, SettingsError
 from engine.sampling.device import DEVICE_CHOICES, QUALITY_CHOICES, choose
 from engine.sampling.sampler import SamplerSettings
 from engine.weights.zoo import DEFAULT_VARIANT
@@ -71,6 +72,7 @@ RANGES = {
     "strength": Range(0.01, 1.0),
     "seed": Range(0, SEED_MAX, whole=True),
     "context": Range(1.0, 8.0),
+    "variations": Range(1, 4, whole=True),
 }
 
 
@@ -86,6 +88,9 @@ class RemovalSettings:
     quality: str = "auto"  # exact (fp32), fast (fp16/bf16), auto (engine.sampling.device)
     colour_match: bool = True
     context: float = 2.0  # context window side / region extent
+    # Candidates to choose from, one seed each (seed, seed + regions, ...): they share the
+    # encoder pass and run as one batch. default_variations() says what suits a device.
+    variations: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -118,6 +123,13 @@ class RemovalSettings:
     def with_seed(self, seed: int) -> RemovalSettings:
         return replace(self, seed=seed)
 
+    def candidate_seeds(self, regions: int) -> list[int]:
+        """The seed of each variation. Region i of a candidate uses its seed + i (as a
+        single removal with that seed does), so candidates are spaced by the number of
+        regions and no two (candidate, region) pairs share noise."""
+        count = 1 if self.deterministic else self.variations
+        return [(self.seed + k * max(regions, 1)) % (SEED_MAX + 1) for k in range(count)]
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["engine"] = str(self.engine)
@@ -127,3 +139,21 @@ class RemovalSettings:
 def _is_cuda_index(device: str) -> bool:
     kind, _, index = device.partition(":")
     return kind == "cuda" and index.isdigit()
+
+
+def variation_paths(path: Path, count: int, folder: bool = False) -> list[Path]:
+    """Where `count` variations of the output `path` go: name-1.jpg ... name-N.jpg beside
+    it, or in a sub-folder `name` (batch); just `path` for one."""
+    if count == 1:
+        return [path]
+    parent = path.parent / path.stem if folder else path.parent
+    return [parent / f"{path.stem}-{k}{path.suffix}" for k in range(1, count + 1)]
+
+
+def default_variations(device: str = "auto") -> int:
+    """Variations to offer by default: 3 where a batch of them costs little more than one
+    (a GPU), 1 on a CPU, where each costs a whole removal. Imports torch."""
+    try:
+        return 1 if choose(device).device == "cpu" else 3
+    except (DeviceUnavailable, SettingsError):  # the removal itself will say why
+        return 1

@@ -21,6 +21,7 @@ from engine.net.vae import encode_moments, sample_posterior
 from engine.net.vae_decode import decode_lean
 from engine.sampling.device import Placement, release_free_memory
 from engine.sampling.encode_cache import EncodeCache, Moments, content_key
+from engine.sampling.preview import LatentColour
 from engine.sampling.sampler import SamplerSettings, StepOutput, denoise, draw_noise
 
 if TYPE_CHECKING:
@@ -41,9 +42,12 @@ def regions_per_batch(placement: Placement) -> int:
 
 @dataclass(frozen=True)
 class Phase:
-    """A part of `inpaint` starts: "encoding", "denoising" or "decoding"."""
+    """A part of `inpaint` starts: "encoding", "denoising" or "decoding". As denoising
+    starts, `colours` holds one latent-to-colour map per image, fitted on its own
+    latents, for previews of the steps (engine/sampling/preview.py)."""
 
     name: str
+    colours: tuple[LatentColour, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class MoebiusInpainter:
         return Prepared(image, mask, masked_image, latents, masked_latents, mask_latent, noise)
 
     def _moments(self, pixels: np.ndarray, hole: np.ndarray, image: torch.Tensor,
-                 masked_image: torch.Tensor, cancel: CancelToken | None) -> Moments:
+                 masked_image: torch.Tensor, cancel: CancelToken | None = None) -> Moments:
         """The encoder's (mean, std) of [image; masked image], from the cache if seen."""
         import torch
 
@@ -212,11 +216,11 @@ class MoebiusInpainter:
         """Yields one StepOutput per network call; returns uint8 [B, S, S, 3].
 
         With one seed the batch shares one generator (the reference's behaviour); with a
-        seed per image each gets what it would get alone, so batching regions changes
-        their results only by float rounding. With `phases=True` it also yields a `Phase`
-        as the encoder, the network steps and the decoder start, so a caller can report
-        (and time) them. `cancel` stops between steps and inside the network and
-        autoencoder passes, between their blocks."""
+        seed per image each gets what it would get alone, so batching regions (or seeds of
+        one region) changes their results only by float rounding. With `phases=True` it
+        also yields a `Phase` as the encoder, the network steps and the decoder start, so
+        a caller can report (and time) them. `cancel` stops between steps and inside the
+        network and autoencoder passes, between their blocks."""
         import torch
 
         if isinstance(seed, (int, np.integer)):
@@ -228,7 +232,11 @@ class MoebiusInpainter:
             yield Phase("encoding")
         prep = self.prepare(images, masks, generator, settings.noise_offset, cancel)
         if phases:
-            yield Phase("denoising")
+            b = len(prep.latents)
+            pictures = np.asarray(images).reshape(b, *np.shape(images)[-3:])
+            image_latents = prep.latents.float().cpu().numpy()
+            yield Phase("denoising", tuple(LatentColour.fit(image_latents[i], pictures[i])
+                                           for i in range(b)))
         latents = yield from denoise(
             self.model,
             prep.latents,

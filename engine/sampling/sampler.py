@@ -56,6 +56,8 @@ class StepOutput:
     latents_in: torch.Tensor
     noise_pred: torch.Tensor  # guided epsilon, float32
     latents_out: torch.Tensor
+    # The scheduler's estimate of the clean latents at this step (what a preview shows).
+    predicted_x0: torch.Tensor | None = None
 
 
 def make_scheduler():
@@ -139,8 +141,9 @@ def denoise(
         hooked = cancel if forward is None else None
         with stop_points(model.stop_blocks() if hooked else (), hooked):
             eps = _guided_eps(model, forward or model, x, cond, t, ids, settings.guidance)
-        x_next = scheduler.step(eps, int(t), x).prev_sample
-        yield StepOutput(i, len(timesteps), int(t), x, eps, x_next)
+        stepped = scheduler.step(eps, int(t), x)
+        x_next = stepped.prev_sample
+        yield StepOutput(i, len(timesteps), int(t), x, eps, x_next, stepped.pred_original_sample)
         x = x_next
     return x
 
