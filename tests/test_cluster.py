@@ -236,6 +236,26 @@ def test_tiny_model_gives_the_local_batch_s_outputs(tmp_path, ray_local, tiny_mo
     assert sorted(Path(o.source).name for o in items) == sorted(p.name for p in f["src"].iterdir())
 
 
+def test_variations_on_the_cluster_give_the_local_batch_s_files_and_seeds(
+        tmp_path, ray_local, tiny_models_dir, one_thread):
+    f = _folder(tmp_path, 2)
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    settings = RemovalSettings(engine="moebius", steps=2, device="cpu", seed=3, variations=2)
+    for out, run in ((local, lambda job: run_batch(job)),
+                     (cluster, lambda job: run_cluster_batch(job, ClusterOptions(actors=1)))):
+        job = BatchJob(f["src"], out, masks_dir=f["masks"], settings=settings)
+        assert isinstance(list(run(job))[-1], Done)
+    assert _outputs(cluster) == _outputs(local) and len(_outputs(local)) == 4
+
+    def seeds(out):
+        return {Path(e["source"]).name: [(Path(v["output"]).relative_to(out).as_posix(),
+                                           v["seed"]) for v in e["variations"]]
+                for e in _report(out)["files"]}
+
+    assert seeds(cluster) == seeds(local)
+    assert all(len(files) == 2 for files in seeds(local).values())
+
+
 def test_model_auto_chooses_each_photo_s_fine_tune_as_the_local_batch_does(
         tmp_path, ray_local, tiny_models_dir, one_thread):
     from skimage import data

@@ -175,3 +175,35 @@ def test_cancel_during_variations_offers_nothing(qtbot, window, photo):  # noqa:
     assert window.photo.choice is None and not window.strip.isVisible()
     assert not window.canvas.hasPreview()
     assert np.array_equal(np.array(window.canvas.document().pixels), img)
+
+
+def test_export_and_copy_while_choosing_write_the_fill_on_show(qtbot, window, photo,  # noqa: F811
+                                                               monkeypatch, tmp_path):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.windows.clipboard import image_to_pixels
+
+    path, img, mask = photo
+    window.settings.variations = 2
+    window.open_path(path)
+    _paint(window, mask)
+    choice = _offer(qtbot, window)
+    window.photo.choose(1)
+    shown = choice.candidates[1].apply_to(img)
+    target = tmp_path / "export.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(target), "PNG (*.png)"))
+    assert window.export()
+    assert np.array_equal(np.asarray(Image.open(target).convert("RGB")), shown)
+    assert window.photo.choice is None and window.canvas.history.count() == 2  # kept
+    window.canvas.undo()
+    choice = _offer(qtbot, window)
+    window.photo.choose(0)
+    window.copy_image()
+    from PySide6.QtGui import QGuiApplication
+
+    copied = image_to_pixels(QGuiApplication.clipboard().image())
+    QGuiApplication.clipboard().clear()
+    assert copied is not None
+    assert np.array_equal(copied[..., :3], choice.candidates[0].apply_to(img))

@@ -1,6 +1,7 @@
 """`--variations N` on the command line: N files, each with its seed."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -48,3 +49,23 @@ def test_batch_writes_variations_into_a_folder_per_photo_with_seeds_in_the_repor
     assert entry["status"] == "done" and entry["seed"] == 7
     assert [(v["output"].split("/")[-1], v["seed"]) for v in entry["variations"]] == [
         ("a-1.png", 7), ("a-2.png", 8), ("a-3.png", 9)]
+
+
+def test_a_rerun_skips_photos_whose_variations_all_exist(tmp_path, tiny_models_dir):
+    for name in ("a.png", "b.png"):
+        _, mask = _photo(tmp_path / "in", name)
+    (tmp_path / "masks").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "masks" / name)
+    out = tmp_path / "out"
+    args = ["batch", str(tmp_path / "in"), "-o", str(out), "--masks", str(tmp_path / "masks"),
+            "--steps", "2", "--seed", "7", "--variations", "2"]
+    assert main(args) == 0
+    kept = (out / "a" / "a-1.png").stat().st_mtime_ns
+    (out / "b" / "b-2.png").unlink()  # b was stopped half-way: it is cleaned again
+    assert main(args) == 0
+    report = json.loads((out / REPORT_NAME).read_text())
+    files = {Path(e["source"]).name: e for e in report["files"]}
+    assert files["a.png"]["status"] == "skipped" and files["b.png"]["status"] == "done"
+    assert (out / "a" / "a-1.png").stat().st_mtime_ns == kept
+    assert sorted(p.name for p in (out / "b").iterdir()) == ["b-1.png", "b-2.png"]

@@ -40,6 +40,7 @@ class EverydayActions(QMainWindow):
         def open_path(self, path: Path) -> bool: ...
         def confirm_discard(self) -> bool: ...
         def _folder(self) -> Path: ...
+        def keep_choice(self) -> None: ...  # the variation on show becomes an edit
 
     # -- the edit history on disk ---------------------------------------------------------
 
@@ -86,6 +87,8 @@ class EverydayActions(QMainWindow):
         return True
 
     def copy_image(self) -> None:
+        if self.photo is not None and self.photo.choice is not None:
+            self.keep_choice()  # what is copied is what the person sees
         doc = self.canvas.document()
         if doc is not None:
             clipboard.copy_pixels(doc.pixels)

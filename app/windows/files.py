@@ -53,6 +53,7 @@ class FileActions(QMainWindow):
 
         def set_photo(self, photo: OpenPhoto | None) -> None: ...
         def _after_save(self, photo: OpenPhoto, path: Path) -> None: ...  # saved to path
+        def keep_choice(self) -> None: ...  # the variation on show becomes an edit
 
     @staticmethod
     def image_filter() -> str:
@@ -182,6 +183,8 @@ class FileActions(QMainWindow):
         photo = self.photo
         if photo is None:
             return False
+        if photo.choice is not None:  # what is written is what the person sees
+            self.keep_choice()
         pixels = np.asarray(photo.document.pixels)
         loaded = photo.loaded or untitled(pixels)  # a picture from no file saves as it is
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)

@@ -293,8 +293,14 @@ def triage(job: BatchJob, item: BatchItem, protected: set[Path],
            record: OutputRecord) -> Outcome | None:
     """The outcome of a photo that needs no work (its output exists) or may not be written
     (unsafe); None when it is to be cleaned."""
-    if item.output.exists() and not job.overwrite:
-        return item_outcome(item, ItemStatus.SKIPPED, "output exists", output=True)
+    if not job.overwrite:
+        # With --variations a photo is done when every one of its files is there.
+        outputs = variation_paths(item.output, job.settings.variations, folder=True)
+        if all(path.exists() for path in outputs):
+            skipped = item_outcome(item, ItemStatus.SKIPPED, "output exists", output=True)
+            if len(outputs) > 1:
+                skipped.output = str(outputs[0].parent)
+            return skipped
     unsafe = unsafe_output(job, item, protected, record)
     if unsafe is not None:
         return item_outcome(item, ItemStatus.FAILED, unsafe)
@@ -339,9 +345,12 @@ def save_work(job: BatchJob, item: BatchItem, image: LoadedImage, result: Remova
     for candidate, path in zip(candidates, variation_paths(item.output, len(candidates),
                                                            folder=True), strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A variation file an earlier, stopped run wrote is ours to replace; a person's not.
+        ours = record.wrote(path)
         record.add(path)  # before the file exists: see OutputRecord
         saved = save_image(path, image, candidate.apply_to(image.pixels),
-                           overwrite=job.overwrite, keep_jpeg_blocks=job.keep_jpeg_blocks)
+                           overwrite=job.overwrite or ours,
+                           keep_jpeg_blocks=job.keep_jpeg_blocks)
         if job.keep_jpeg_blocks and saved.blocks_kept is False:
             note = saved.note
     return note

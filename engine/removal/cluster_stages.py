@@ -43,6 +43,7 @@ from engine.removal.batch import (
     open_work,
     removal_failed,
     save_work,
+    variation_records,
     worker_name,
 )
 from engine.removal.batch_plan import BOOKKEEPING, OutputRecord
@@ -195,7 +196,8 @@ def write_photo(row: Row, job: BatchJob, run: str) -> Row:
                 work.outcome = done_outcome(work.item, work.seconds + time.perf_counter() - t0,
                                             note, work.result.seed,
                                             work.settings or job.settings, work.chosen,
-                                            work.worker)
+                                            work.worker, variation_records(work.item,
+                                                                           work.result))
         except Exception as exc:  # noqa: BLE001 - reported in the photo's outcome
             work.outcome = error_outcome(work.item, exc, work.seconds + time.perf_counter()
                                          - t0, work.worker)
