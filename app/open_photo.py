@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.history import CompositeEditCommand, HistoryStack, PatchCommand
@@ -99,6 +100,8 @@ class OpenPhoto(QObject):
         """Unsaved changes to the pixels. A painted mask alone is not a change to save, and
         undoing a removal back to the saved pixels leaves nothing unsaved. A picture that
         came from no file (pasted) is unsaved until it has one."""
+        if not shiboken6.isValid(self.history):
+            return False  # Qt already freed it (the process is ending): nothing left to save
         if self.path is None:
             return True
         clean = self.history.cleanIndex()
