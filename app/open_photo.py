@@ -96,12 +96,18 @@ class OpenPhoto(QObject):
         return self.path.name if self.path else "Untitled"
 
     @property
+    def alive(self) -> bool:
+        """False once Qt has freed the photo's objects (as the process ends): signals that
+        arrive then must not touch them."""
+        return shiboken6.isValid(self) and shiboken6.isValid(self.history)
+
+    @property
     def is_modified(self) -> bool:
         """Unsaved changes to the pixels. A painted mask alone is not a change to save, and
         undoing a removal back to the saved pixels leaves nothing unsaved. A picture that
         came from no file (pasted) is unsaved until it has one."""
-        if not shiboken6.isValid(self.history):
-            return False  # Qt already freed it (the process is ending): nothing left to save
+        if not self.alive:
+            return False  # nothing left to save
         if self.path is None:
             return True
         clean = self.history.cleanIndex()

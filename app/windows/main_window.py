@@ -436,7 +436,7 @@ class MainWindow(EditActions, ChoiceActions, ModelActions, FileActions, Everyday
 
     @Slot()
     def _update_enabled(self) -> None:
-        if self._closing:
+        if self._closing or (self.photo is not None and not self.photo.alive):
             return
         self._update_title()
         doc = self.canvas.document()
