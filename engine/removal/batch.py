@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -55,6 +55,7 @@ __all__ = [  # the planning names are public here too, where callers always foun
     # the pieces of one photo's work, shared with the cluster batch (engine/removal/cluster.py)
     "done_outcome", "error_outcome", "hold_output_folder", "item_outcome", "load_failure",
     "no_mask_outcomes", "open_work", "protected_paths", "remove_stale_outputs",
+    "run_in_output_folder",
     "removal_failed", "save_work", "triage", "worker_name",
 ]
 
@@ -137,11 +138,22 @@ def run_batch(job: BatchJob, cancel: CancelToken | None = None,
     Failed when the request is wrong (before any work) or the model cannot load (after
     writing the report)."""
     cancel = cancel or CancelToken()
-    host = host or EngineHost()  # one host: the model loads once for the whole folder
+    engines = host or EngineHost()  # one host: the model loads once for the whole folder
     t0 = time.perf_counter()
+    yield from run_in_output_folder(
+        job, cancel, job.settings.check_device,
+        lambda items, unmatched: _run_locked(job, items, unmatched, cancel, engines, t0))
+
+
+def run_in_output_folder(job: BatchJob, cancel: CancelToken, check: Callable[[], None],
+                         run: Callable[[list[BatchItem], list[Path]], Iterator[JobEvent]]
+                         ) -> Iterator[JobEvent]:
+    """What every batch run does around its work (local or on a cluster): plan the folder
+    and `check` the request (Failed before any work when either is wrong), say how many
+    photos there are, then `run` them while holding the output folder's lock."""
     try:
         items, unmatched = plan(job)
-        job.settings.check_device()
+        check()
     except (MoebiusError, OSError) as exc:
         yield Failed(str(exc), error=exc if isinstance(exc, MoebiusError) else None)
         return
@@ -154,7 +166,7 @@ def run_batch(job: BatchJob, cancel: CancelToken | None = None,
         if refused is not None:
             yield refused
             return
-        yield from _run_locked(job, items, unmatched, cancel, host, t0)
+        yield from run(items, unmatched)
     finally:
         lock.release()
 

@@ -47,16 +47,15 @@ from engine.removal.batch import (
     BatchSummary,
     ItemStatus,
     Outcome,
-    hold_output_folder,
     item_outcome,
     no_mask_outcomes,
-    plan,
     protected_paths,
     remove_stale_outputs,
+    run_in_output_folder,
     triage,
     write_report,
 )
-from engine.removal.batch_plan import FolderLock, OutputRecord
+from engine.removal.batch_plan import OutputRecord
 from engine.removal.cluster_session import LOCAL, RaySession
 from engine.removal.cluster_stages import (
     Remover,
@@ -121,23 +120,9 @@ def run_cluster_batch(job: BatchJob, options: ClusterOptions,
     """The batch on a Ray cluster; events and report as `run_batch` gives them."""
     cancel = cancel or CancelToken()
     t0 = time.perf_counter()
-    try:
-        items, unmatched = plan(job)
-    except (MoebiusError, OSError) as exc:
-        yield Failed(str(exc), error=exc if isinstance(exc, MoebiusError) else None)
-        return
-    n = len(items)
-    yield BatchProgress("planned", 0, 0, 0.0, f"{n} photo(s) to clean", count=n,
-                        files=tuple(str(i.source) for i in items))
-    lock = FolderLock(job.output_dir)
-    try:
-        refused = yield from hold_output_folder(job, lock, cancel, n)
-        if refused is not None:
-            yield refused
-            return
-        yield from _run_locked(job, options, items, unmatched, cancel, t0)
-    finally:
-        lock.release()
+    yield from run_in_output_folder(  # the device is checked against the cluster's own
+        job, cancel, lambda: None,
+        lambda items, unmatched: _run_locked(job, options, items, unmatched, cancel, t0))
 
 
 def _run_locked(job: BatchJob, options: ClusterOptions, items: list[BatchItem],
