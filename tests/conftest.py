@@ -220,3 +220,26 @@ def _denormals_as_the_process_started():
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_flush_denormal(False)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The app's settings in a file of the test's own (never the person's)."""
+    from PySide6.QtCore import QSettings
+
+    from app.settings import Settings
+
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A 480×360 PNG scene with one object, and the mask that covers it."""
+    from PIL import Image
+
+    from tests.photos import scene, with_object
+
+    img, mask = with_object(scene(480, 360, seed=9), (200, 150, 260, 200))
+    path = tmp_path / "photo.png"
+    Image.fromarray(img).save(path)
+    return path, img, mask

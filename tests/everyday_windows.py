@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
 from PySide6.QtGui import QGuiApplication
 from skimage import data
 
-from app.settings import Settings
 from app.windows.main_window import MainWindow
 from engine.document.history_store import HistoryStore
 
@@ -19,11 +17,6 @@ def _empty_clipboard(qapp):
     """Offscreen Qt crashes at exit when its clipboard still holds URLs: leave it empty."""
     yield
     QGuiApplication.clipboard().clear()
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
 @pytest.fixture

@@ -8,30 +8,15 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from app.settings import Settings
 from app.windows.main_window import MainWindow
 from engine.removal.composite import dilate
 from tests.dialogs import answer_boxes
-from tests.photos import scene, with_object
 
 pytestmark = pytest.mark.gui
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-@pytest.fixture
-def photo(tmp_path):
-    img, mask = with_object(scene(480, 360, seed=9), (200, 150, 260, 200))
-    path = tmp_path / "photo.png"
-    Image.fromarray(img).save(path)
-    return path, img, mask
 
 
 def _dispose(w):

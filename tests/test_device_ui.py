@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import psutil
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel, QMainWindow
 
 from app.jobs.worker import Worker
-from app.settings import Settings
 from app.windows.device_notice import SHOWN_FOR_MS, show_device_notice
 from app.windows.dialogs import PreferencesDialog
 from engine.removal.run import EngineHost
 from engine.sampling import hardware
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
 def test_preferences_show_the_device_in_use_and_its_memory(qtbot, settings):

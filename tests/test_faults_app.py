@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.jobs.worker import Worker
 from app.settings import Settings
-from app.windows.batch_dialog import BatchDialog
 from app.windows.main_window import MainWindow
 from engine.removal.composite import dilate
 from engine.removal.run import EngineHost
 from tests.faults import Snapshot, one_line, photo_with_mask, save_mask, stale_temp
+from tests.test_batch_dialog import _dialog, _statuses
 
 pytestmark = pytest.mark.gui
 POSIX = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and symlink loops are "
@@ -241,20 +241,6 @@ def _batch_folder(tmp_path):
         save_mask(masks / name, mask if name == "a.png" else ~mask)
         truth[name] = (img, mask)
     return src, masks, tmp_path / "out", truth
-
-
-def _dialog(qtbot, worker, settings, src, masks, out) -> BatchDialog:
-    dlg = BatchDialog(worker, settings)
-    qtbot.addWidget(dlg)
-    dlg.input_edit.setText(str(src))
-    dlg.output_edit.setText(str(out))
-    dlg.mask_edit.setText(str(masks))
-    return dlg
-
-
-def _statuses(dlg) -> dict[str, str]:
-    rows = (dlg.table.topLevelItem(i) for i in range(dlg.table.topLevelItemCount()))
-    return {r.text(0): r.text(1) for r in rows}
 
 
 def test_the_masks_are_inverted_box_builds_an_inverted_job(qtbot, worker, settings, tmp_path):

@@ -12,33 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPointF, QRect, QSettings, QSize, Qt
+from PySide6.QtCore import QPointF, QRect, QSize, Qt
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.settings import Settings
 from app.windows.dialogs import PreferencesDialog
 from app.windows.geometry import fit_rect
 from app.windows.main_window import MainWindow
 from engine.sampling.device import DeviceSupport
-from tests.photos import scene, with_object
 from tests.test_app import _is_red, _shown_colour, answer_boxes
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-@pytest.fixture
-def photo(tmp_path):
-    img, mask = with_object(scene(480, 360, seed=9), (200, 150, 260, 200))
-    path = tmp_path / "photo.png"
-    Image.fromarray(img).save(path)
-    return path, img, mask
 
 
 @pytest.fixture

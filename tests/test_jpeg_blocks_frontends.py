@@ -11,9 +11,7 @@ import jpeglib
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings
 
-from app.settings import Settings
 from engine.cli.main import main
 from engine.removal.batch import REPORT_NAME
 from tests.photos import scene, with_object
@@ -97,11 +95,6 @@ def test_batch_keeps_blocks_and_reports_fallbacks(tmp_path, capsys):
 
 
 # --- The app -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
 
 
 @pytest.mark.gui

@@ -5,13 +5,13 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from tests.test_app import _dispose, _paint, photo, settings  # noqa: F401 - fixtures
+from tests.test_app import _dispose, _paint
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot, settings, tiny_store):  # noqa: F811
+def window(qtbot, settings, tiny_store):
     from app.windows.main_window import MainWindow
 
     settings.engine_choice = "ft_places2"
@@ -39,7 +39,7 @@ def _centre(window, mask):
 
 
 def test_each_step_shows_the_fill_forming_in_the_hole_and_never_writes_it(qtbot, window,
-                                                                           photo):  # noqa: F811
+                                                                           photo):
     path, img, mask = photo
     window.open_path(path)
     _paint(window, mask)
@@ -67,7 +67,7 @@ def test_each_step_shows_the_fill_forming_in_the_hole_and_never_writes_it(qtbot,
     assert window.canvas.history.count() == 2  # the stroke and the removal, no preview step
 
 
-def test_the_view_menu_turns_the_preview_off_and_remembers(qtbot, window, photo):  # noqa: F811
+def test_the_view_menu_turns_the_preview_off_and_remembers(qtbot, window, photo):
     path, img, mask = photo
     window.a_preview.setChecked(False)
     assert window.settings.live_preview is False
@@ -87,7 +87,7 @@ def _offer(qtbot, window):
     return window.photo.choice
 
 
-def test_choose_keep_undo_discard_and_a_stroke_keeps(qtbot, window, photo):  # noqa: F811
+def test_choose_keep_undo_discard_and_a_stroke_keeps(qtbot, window, photo):
     path, img, mask = photo
     window.settings.variations = 2
     window.open_path(path)
@@ -136,7 +136,7 @@ def test_choose_keep_undo_discard_and_a_stroke_keeps(qtbot, window, photo):  # n
 
 
 def test_try_again_adds_candidates_and_undo_while_choosing_discards(qtbot, window,
-                                                                    photo):  # noqa: F811
+                                                                    photo):
     path, img, mask = photo
     window.settings.variations = 2
     window.open_path(path)
@@ -157,7 +157,7 @@ def test_try_again_adds_candidates_and_undo_while_choosing_discards(qtbot, windo
     assert np.array_equal(doc.mask.array, mask)
 
 
-def test_cancel_during_variations_offers_nothing(qtbot, window, photo):  # noqa: F811
+def test_cancel_during_variations_offers_nothing(qtbot, window, photo):
     path, img, mask = photo
     window.settings.variations = 3
     window.settings.steps = 200
@@ -177,7 +177,7 @@ def test_cancel_during_variations_offers_nothing(qtbot, window, photo):  # noqa:
     assert np.array_equal(np.array(window.canvas.document().pixels), img)
 
 
-def test_export_and_copy_while_choosing_write_the_fill_on_show(qtbot, window, photo,  # noqa: F811
+def test_export_and_copy_while_choosing_write_the_fill_on_show(qtbot, window, photo,
                                                                monkeypatch, tmp_path):
     from PIL import Image
     from PySide6.QtWidgets import QFileDialog
